@@ -1,0 +1,43 @@
+# reglab: `make install`, `make train`, `make test`; see README.md.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXP ?= dropout_rate_fixed_n
+SCALE ?= quick
+LAUNCHER ?= joblib
+ARGS ?=
+
+.PHONY: install train test lint format sweep report bench tensorboard slurm-start slurm-stop clean
+
+install:  ## make a venv and install reglab with its dev tools
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+
+train:  ## the default run: an MLP on MNIST (override anything with ARGS="key=value ...")
+	$(VENV)/bin/reglab-train $(ARGS)
+
+test:  ## the test suite (REGLAB_DATA_DIR points at MNIST; CI sets it to ../shared/data)
+	$(PY) -m pytest -q $(ARGS)
+
+lint:
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+format:
+	$(VENV)/bin/ruff check --fix src tests scripts
+	$(VENV)/bin/ruff format src tests scripts
+
+sweep:  ## one paper experiment as a Hydra multirun: make sweep EXP=... SCALE=quick|paper LAUNCHER=local|joblib|slurm|submitit_local
+	$(VENV)/bin/reglab-train -m experiment=$(EXP) scale=$(SCALE) launcher=$(LAUNCHER) $(ARGS)
+
+tensorboard:  ## serve the TensorBoard logs of all runs
+	$(VENV)/bin/tensorboard --logdir $${REGLAB_LOG_DIR:-logs}
+
+slurm-start:  ## start a one-node SLURM cluster on this machine (root; see docs/slurm.md)
+	bash scripts/slurm_local.sh start
+
+slurm-stop:
+	bash scripts/slurm_local.sh stop
+
+clean:
+	rm -rf logs outputs multirun reports .pytest_cache

@@ -1,0 +1,64 @@
+"""Callbacks: the metric history kept for summary.json, and Srivastava's momentum ramp."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+
+class HistoryRecorder(pl.Callback):
+    """Keeps every evaluation's metrics, so that reports need only ``summary.json``.
+
+    One row per evaluated step. Lightning validates *before* ``on_train_epoch_end``, so
+    a row is updated at both hooks: it then holds the epoch's training means too.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[str, float]] = {}
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return [self.rows[step] for step in sorted(self.rows)]
+
+    def _record(self, trainer: pl.Trainer) -> None:
+        row = self.rows.setdefault(trainer.global_step, {"step": trainer.global_step})
+        row["epoch"] = trainer.current_epoch
+        row |= {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step in self.rows:
+            self._record(trainer)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = {int(row["step"]): row for row in state_dict["history"]}
+
+
+class MomentumRamp(pl.Callback):
+    """Raise SGD momentum linearly from ``start`` to ``end`` over ``steps`` updates.
+
+    Srivastava et al. 2014, App. A.1: momentum starting at 0.5 and increased to its final
+    value (0.95–0.99) while dropout nets train, because early large momentum with noisy
+    dropout gradients is unstable.
+    """
+
+    def __init__(self, start: float, end: float, steps: int) -> None:
+        self.start, self.end, self.steps = start, end, max(1, steps)
+
+    def momentum(self, step: int) -> float:
+        t = min(1.0, step / self.steps)
+        return self.start + t * (self.end - self.start)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        value = self.momentum(trainer.global_step)
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                if "momentum" in group:
+                    group["momentum"] = value
+                elif "betas" in group:
+                    group["betas"] = (value, group["betas"][1])

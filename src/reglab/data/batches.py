@@ -1,0 +1,78 @@
+"""Mini-batches sliced from tensors already in memory (or on the GPU).
+
+No Dataset, no DataLoader workers, no per-sample Python: a batch is one gather
+``images[idx]``. Lightning treats :class:`TensorBatches` like a DataLoader: it calls the
+sampler's ``set_epoch`` before each epoch (as for a ``DistributedSampler``) and saves
+``state_dict()`` in checkpoints, so a run resumed mid-epoch sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from reglab.seeding import Stream, generator
+
+
+class EpochPermutation:
+    """Indices of one epoch: a fresh permutation from (seed, epoch), sharded by rank."""
+
+    def __init__(
+        self, n: int, seed: int | None, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.n = n
+        self.seed = seed  # None: sequential order (evaluation)
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world_size))
+
+    def indices(self) -> torch.Tensor:
+        if self.seed is None:
+            order = torch.arange(self.n)
+        else:
+            order = torch.randperm(self.n, generator=generator(self.seed, Stream.ORDER, self.epoch))
+        return order[self.rank :: self.world_size]
+
+
+class TensorBatches:
+    """An iterable of (images, labels) batches over in-memory tensors."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        sampler: EpochPermutation,
+    ) -> None:
+        self.images = images
+        self.labels = labels
+        self.batch_size = batch_size
+        self.sampler = sampler
+        self.batch_sampler = None  # DataLoader's attribute, which Lightning inspects
+        self._resume_at = 0  # batches of the current epoch already consumed (resumption)
+        self._served = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.sampler.indices().to(self.images.device)
+        start, self._resume_at = self._resume_at, 0
+        for self._served in range(start, len(self)):
+            idx = order[self._served * self.batch_size : (self._served + 1) * self.batch_size]
+            yield self.images[idx], self.labels[idx]
+        self._served = len(self)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_served": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self._resume_at = state["batches_served"]

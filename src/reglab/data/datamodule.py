@@ -1,0 +1,163 @@
+"""The data module: whole splits as tensors, seeded hold-out, subsets and corruption."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+
+from reglab.data import sources
+from reglab.data.batches import EpochPermutation, TensorBatches
+from reglab.data.corruption import Corruption
+from reglab.data.sources import RawData, Split
+from reglab.seeding import Stream, generator, stream_seed
+
+Normalization = Literal["standardize", "unit", "per_image"]
+
+
+def holdout(split: Split, size: int, gen: torch.Generator) -> tuple[Split, Split]:
+    """A seeded random hold-out of ``size`` examples: (rest, held_out)."""
+    perm = torch.randperm(len(split), generator=gen)
+    return split.take(perm[size:]), split.take(perm[:size])
+
+
+def subset(split: Split, size: int, balanced: bool, num_classes: int, gen) -> Split:
+    """A seeded random subset of ``size`` examples, class-balanced if asked."""
+    perm = torch.randperm(len(split), generator=gen)
+    if not balanced:
+        return split.take(perm[:size])
+    labels = split.labels[perm]
+    per_class = [perm[labels == k] for k in range(num_classes)]
+    quota = [size // num_classes + (k < size % num_classes) for k in range(num_classes)]
+    chosen = torch.cat([idx[:q] for idx, q in zip(per_class, quota, strict=True)])
+    return split.take(chosen[torch.randperm(len(chosen), generator=gen)])
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """Train / validation / test splits held as whole tensors.
+
+    Everything random is drawn here, once, from the run's seed: the validation hold-out,
+    the training subset (``train_size``) and the corruption. ``load()`` does all of it
+    before the trainer exists, so bad data fails before any training.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        download: bool = True,
+        val_size: int = 10_000,
+        train_size: int | None = None,
+        balanced: bool = False,
+        batch_size: int = 100,
+        eval_batch_size: int = 1000,
+        normalize: Normalization = "standardize",
+        on_device: bool = True,
+        eval_train_set: bool = False,
+        corruption: Corruption | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.root = root
+        self.download = download
+        self.val_size = val_size
+        self.train_size = train_size
+        self.balanced = balanced
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.normalize = normalize
+        self.on_device = on_device
+        self.eval_train_set = eval_train_set
+        self.corruption = corruption or Corruption()
+        self.seed = seed
+        self.splits: dict[str, Split] = {}
+        self.label_noise = 0.0
+
+    # -- loading, done once before training -------------------------------------------
+    def load(self) -> TensorDataModule:
+        raw: RawData = sources.load(self.name, self.root, self.download)
+        self.num_classes = raw.num_classes
+        train = raw.train
+        if self.val_size > len(train) - 1:
+            raise sources.DataError(
+                f"data.val_size={self.val_size}: must be < {len(train)} ({self.name} train size)"
+            )
+        train, val = holdout(train, self.val_size, generator(self.seed, Stream.SPLIT))
+        if self.train_size is not None:
+            if not 0 < self.train_size <= len(train):
+                raise sources.DataError(
+                    f"data.train_size={self.train_size}: must be in [1, {len(train)}] "
+                    f"({self.name} minus data.val_size={self.val_size})"
+                )
+            gen = generator(self.seed, Stream.SUBSET)
+            train = subset(train, self.train_size, self.balanced, self.num_classes, gen)
+        clean_labels = train.labels
+        held_out = [val, raw.test]
+        gen = generator(self.seed, Stream.CORRUPTION)
+        train, (val, test) = self.corruption.apply(train, held_out, self.num_classes, gen)
+        self.label_noise = float((train.labels != clean_labels).float().mean())
+        self.splits = {"train": train, "val": val, "test": test}
+        self._set_normalization(train.images)
+        return self
+
+    def _set_normalization(self, images: torch.Tensor) -> None:
+        if self.normalize == "standardize":
+            pixels = images.float().div_(255.0)
+            self.mean = pixels.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+            self.std = pixels.std(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        else:
+            self.mean, self.std = torch.zeros(1), torch.ones(1)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.splits["train"].images.shape[1:])
+
+    # -- Lightning hooks -----------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if not self.splits:
+            self.load()
+        if self.on_device and self.trainer is not None:
+            device = self.trainer.strategy.root_device
+            self.splits = {k: Split(s.images.to(device), s.labels.to(device))
+                           for k, s in self.splits.items()}
+
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def train_dataloader(self) -> TensorBatches:
+        train = self.splits["train"]
+        rank, world = self._world()
+        sampler = EpochPermutation(len(train), stream_seed(self.seed, Stream.ORDER), rank, world)
+        return TensorBatches(train.images, train.labels, self.batch_size, sampler)
+
+    def eval_names(self) -> list[str]:
+        """The splits evaluated each epoch, in dataloader order."""
+        names = ["val"] if len(self.splits["val"]) else []
+        return [*names, "test", *(["train_eval"] if self.eval_train_set else [])]
+
+    def eval_batches(self, split: str) -> TensorBatches:
+        data = self.splits["train" if split == "train_eval" else split]
+        sampler = EpochPermutation(len(data), seed=None)
+        return TensorBatches(data.images, data.labels, self.eval_batch_size, sampler)
+
+    def val_dataloader(self) -> list[TensorBatches]:
+        return [self.eval_batches(name) for name in self.eval_names()]
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        return self.to_input(images), labels
+
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels → normalised float32, on whatever device the batch is."""
+        x = images.float().div_(255.0) if images.dtype == torch.uint8 else images / 255.0
+        if self.normalize == "standardize":
+            return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.normalize == "per_image":  # Zhang et al. App. A: per-image whitening
+            flat = x.flatten(1)
+            std = flat.std(dim=1).clamp_min(1.0 / flat.shape[1] ** 0.5)
+            return (x - flat.mean(dim=1).view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)
+        return x

@@ -1,0 +1,185 @@
+"""One run: build everything from the config, train, evaluate, write ``summary.json``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import WandbLogger
+
+from reglab.callbacks import HistoryRecorder, MomentumRamp
+from reglab.data import TensorDataModule
+from reglab.evaluation import activation_probe, evaluate
+from reglab.module import Classifier, Diverged
+from reglab.regularizers import zero_fraction
+from reglab.seeding import Stream, stream_seed
+from reglab.summary import SUMMARY, git_commit, read_summary, versions, write_json_atomic
+
+log = logging.getLogger("reglab")
+
+
+class RunFailed(RuntimeError):
+    """Training ended without a result; ``status`` is ``failed`` or ``diverged``."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def build_data(cfg: DictConfig) -> TensorDataModule:
+    """Load, hold out, subset and corrupt the data (raises DataError before training)."""
+    corruption = instantiate(cfg.corruption)
+    return instantiate(cfg.data, corruption=corruption, seed=cfg.seed).load()
+
+
+def build_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:
+    torch.manual_seed(stream_seed(cfg.seed, Stream.INIT))
+    dropout = instantiate(cfg.dropout)
+    model = instantiate(
+        cfg.model,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        dropout=dropout,
+        seed=cfg.seed,
+    )
+    return torch.compile(model) if cfg.compile else model
+
+
+def build_callbacks(cfg: DictConfig, out_dir: Path, data: TensorDataModule) -> list[pl.Callback]:
+    callbacks: list[pl.Callback] = [HistoryRecorder()]
+    if cfg.checkpoint:
+        callbacks.append(
+            ModelCheckpoint(dirpath=out_dir / "checkpoints", save_top_k=0, save_last=True)
+        )
+    if cfg.momentum_ramp:
+        callbacks.append(MomentumRamp(**cfg.momentum_ramp))
+    if cfg.stop_when_fit:
+        monitor = "train_eval/error" if data.eval_train_set else "train/error"
+        callbacks.append(
+            EarlyStopping(
+                monitor=monitor,
+                mode="min",
+                patience=10**9,
+                stopping_threshold=cfg.fit_threshold + 1e-9,
+                check_on_train_epoch_end=False,
+            )
+        )
+    return callbacks
+
+
+def final_metrics(module: Classifier, data: TensorDataModule, mc_samples: int) -> dict:
+    """Errors (%) and losses of the final weights on every split, in eval mode."""
+    model = module.model
+    metrics: dict[str, float | int | None] = {}
+    for split in ("train", "val", "test"):
+        if len(data.splits[split]):
+            result = evaluate(model, data.eval_batches(split), data.to_input)
+            metrics[f"{split}_error"], metrics[f"{split}_loss"] = result["error"], result["loss"]
+        else:
+            metrics[f"{split}_error"] = metrics[f"{split}_loss"] = None
+    if mc_samples:
+        mc = evaluate(model, data.eval_batches("test"), data.to_input, mc_samples)
+        metrics["test_error_mc"], metrics["test_loss_mc"] = mc["error"], mc["loss"]
+    metrics["zero_weight_fraction"] = zero_fraction(module.reg_params)
+    metrics["label_noise_fraction"] = data.label_noise
+    device = next(model.parameters()).device
+    probe = data.splits["test"].images[:1000].to(device)
+    metrics |= activation_probe(model, data.to_input(probe))
+    return metrics
+
+
+def steps_to_fit(history: list[dict], threshold: float) -> int | None:
+    """First evaluated step at which the training error (%) was <= ``threshold``."""
+    for row in history:
+        error = row.get("train_eval/error", row.get("train/error_epoch", row.get("train/error")))
+        if error is not None and error <= threshold:
+            return int(row["step"])
+    return None
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict:
+    """Train the configured model; returns the summary also written to ``out_dir``."""
+    previous = read_summary(out_dir)
+    if previous and previous.get("status") == "completed":
+        log.info("%s: already completed, skipping", out_dir)
+        return previous
+    started = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    data = build_data(cfg)
+    model = build_model(cfg, data)
+    regularizer = instantiate(cfg.regularizer)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    probe = data.splits["test"].images[: cfg.probe_size] if cfg.probe_size else None
+    module = Classifier(
+        model,
+        instantiate(cfg.optimizer),
+        regularizer,
+        data.eval_names(),
+        scheduler=scheduler,
+        probe_images=probe,
+    )
+    callbacks = build_callbacks(cfg, out_dir, data)
+    loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else False
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(out_dir)
+    )
+    last = out_dir / "checkpoints" / "last.ckpt"
+    summary = {
+        "status": "failed",
+        "name": cfg.name,
+        "overrides": _overrides(),
+        "seed": cfg.seed,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "git_commit": git_commit(),
+        "versions": versions(),
+    }
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+        if trainer.global_step not in callbacks[0].rows:  # stopped mid-epoch (max_steps)
+            trainer.validate(module, datamodule=data, verbose=False)
+        metrics = final_metrics(module, data, cfg.dropout.mc_samples)
+        summary["status"] = "completed"
+    except Diverged as diverged:
+        summary["status"], summary["error"] = "diverged", str(diverged)
+        metrics = {}
+    except Exception as error:
+        summary["error"] = f"{type(error).__name__}: {error}"
+        metrics = {}
+        raise
+    finally:
+        history = callbacks[0].history
+        metrics["steps"] = trainer.global_step
+        metrics["epochs"] = trainer.current_epoch
+        metrics["steps_to_fit"] = steps_to_fit(history, cfg.fit_threshold)
+        summary |= {
+            "metrics": metrics,
+            "history": history,
+            "wall_time_s": round(time.time() - started, 3),
+        }
+        write_json_atomic(out_dir / SUMMARY, summary)
+        for logger in loggers or []:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.finish()
+    if summary["status"] != "completed":
+        raise RunFailed(summary["status"], summary.get("error", ""))
+    log.info(
+        "test error %.2f %% (train %.2f %%) → %s",
+        metrics["test_error"],
+        metrics["train_error"],
+        out_dir / SUMMARY,
+    )
+    return summary
+
+
+def _overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

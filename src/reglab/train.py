@@ -1,0 +1,53 @@
+"""The entry point: ``reglab-train [overrides]`` or ``python -m reglab.train [overrides]``.
+
+Hydra composes the config from ``conf/``; :func:`reglab.run.run` builds data, model,
+regularizer and trainer from their groups' ``_target_``s, trains, evaluates and writes
+``summary.json`` into the run directory. A bad config or missing data ends the program
+with one line on stderr and exit status 2, before any training.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from reglab.data.sources import DataError
+from reglab.run import RunFailed, run
+from reglab.validation import ConfigError, validate
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+# Lightning hints at srun whenever SLURM's tools are installed; jobs that should use SLURM
+# go through the submitit launcher instead.
+warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Run one job; returns its final test error % (the value Hydra sweepers read)."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        validate(cfg)
+        summary = run(cfg, Path(hydra_cfg.runtime.output_dir))
+    except (ConfigError, DataError) as error:
+        if multirun:  # the launcher records the failure; the other jobs still run
+            raise
+        print(f"reglab: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except RunFailed as failure:
+        if multirun:
+            raise
+        print(f"reglab: run {failure.status}: {failure}", file=sys.stderr)
+        sys.exit(1)
+    return summary["metrics"].get("test_error")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Check a composed config before anything is loaded or trained.
+
+Every problem becomes one :class:`ConfigError` whose message names the key, the value
+and what is allowed. Keys a group's ``_target_`` does not accept are reported here too,
+rather than as a ``TypeError`` deep inside instantiation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from reglab.data.sources import DATASETS
+from reglab.models.blocks import ACTIVATIONS
+
+
+class ConfigError(ValueError):
+    """A config value that reglab cannot run with."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _positive_ints(v: Any) -> bool:
+    return isinstance(v, list | tuple) and len(v) > 0 and all(_is_int(w) and w > 0 for w in v)
+
+
+Rule = tuple[str, Callable[[Any], bool], str]
+
+RULES: list[Rule] = [
+    ("seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("threads", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
+    ("dropout.p_input", lambda v: _is_num(v) and 0 < v <= 1, "a retention probability in (0, 1]"),
+    ("dropout.p_hidden", lambda v: _is_num(v) and 0 < v <= 1, "a retention probability in (0, 1]"),
+    ("dropout.mode", lambda v: v in ("inverted", "weight_scaling"), "inverted or weight_scaling"),
+    ("dropout.mc_samples", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("regularizer.lam", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    ("regularizer.lam_l1", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    ("regularizer.lam_l2", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    ("regularizer.c", lambda v: _is_num(v) and v > 0, "a number > 0"),
+    ("corruption.q", lambda v: _is_num(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    ("data.name", lambda v: v in DATASETS, "one of " + ", ".join(DATASETS)),
+    ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    ("data.train_size", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
+    ("data.batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
+    ("data.eval_batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
+    (
+        "data.normalize",
+        lambda v: v in ("standardize", "unit", "per_image"),
+        "standardize, unit or per_image",
+    ),
+    ("model.hidden", _positive_ints, "a non-empty list of positive integers"),
+    ("model.channels", _positive_ints, "a non-empty list of positive integers"),
+    ("model.fc", lambda v: v == [] or _positive_ints(v), "a list of positive integers"),
+    ("model.kernel_size", lambda v: _is_int(v) and v > 0 and v % 2 == 1, "an odd integer > 0"),
+    ("model.pool", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("model.activation", lambda v: v in ACTIVATIONS, "one of " + ", ".join(ACTIVATIONS)),
+    ("model.init_std", lambda v: v is None or (_is_num(v) and v > 0), "null or a number > 0"),
+    ("optimizer.lr", lambda v: _is_num(v) and v > 0, "a number > 0"),
+    ("optimizer.momentum", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+    (
+        "trainer.max_epochs",
+        lambda v: v is None or (_is_int(v) and v >= -1),
+        "an integer >= 0 (-1: no limit)",
+    ),
+    (
+        "trainer.max_steps",
+        lambda v: _is_int(v) and (v == -1 or v > 0),
+        "an integer > 0 (-1: no limit)",
+    ),
+    ("fit_threshold", lambda v: _is_num(v) and 0 <= v <= 100, "an error % in [0, 100]"),
+    ("probe_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+]
+
+GROUPS_WITH_TARGET = (
+    "data",
+    "corruption",
+    "model",
+    "dropout",
+    "regularizer",
+    "optimizer",
+    "scheduler",
+    "trainer",
+)
+INJECTED = {  # arguments reglab passes itself, never from the config
+    "data": {"corruption", "seed"},
+    "model": {"input_shape", "num_classes", "dropout", "seed"},
+    "optimizer": {"params"},
+    "scheduler": {"optimizer"},
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _check_keys(group: str, node: DictConfig) -> None:
+    """Every key of ``group`` must be a parameter of its ``_target_``."""
+    target = node.get("_target_")
+    if target is None:
+        return
+    try:
+        obj = get_object(target)
+    except Exception:
+        raise ConfigError(f"{group}._target_={target}: cannot be imported") from None
+    params = inspect.signature(obj).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key in node:
+        if key.startswith("_"):
+            continue
+        if key in INJECTED.get(group, ()) or key not in params:
+            allowed = sorted(set(params) - INJECTED.get(group, set()) - {"self"})
+            raise ConfigError(f"{group}.{key}: unknown key; allowed keys are {', '.join(allowed)}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` on the first bad value in ``cfg``."""
+    try:
+        for key, ok, allowed in RULES:
+            value = _plain(OmegaConf.select(cfg, key, default="__missing__"))
+            if value == "__missing__":
+                continue
+            if not ok(value):
+                raise ConfigError(f"{key}={value!r}: must be {allowed}")
+    except ConfigError:
+        raise
+    except Exception as error:  # interpolation errors and the like
+        raise ConfigError(str(error).splitlines()[0]) from None
+    for group in GROUPS_WITH_TARGET:
+        node = cfg.get(group)
+        if isinstance(node, DictConfig):
+            _check_keys(group, node)
+    steps, epochs = cfg.trainer.get("max_steps", -1), cfg.trainer.get("max_epochs", None)
+    if steps == -1 and epochs in (None, -1):
+        raise ConfigError("trainer.max_epochs / trainer.max_steps: set at least one limit")

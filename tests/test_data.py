@@ -1,0 +1,121 @@
+"""Loading, hold-out, subsets, batches: seeded, the asked sizes, no leaks."""
+
+import shutil
+
+import pytest
+import torch
+
+from reglab.data import DataError, PartialLabels, TensorDataModule
+from reglab.data.batches import EpochPermutation, TensorBatches
+from reglab.data.datamodule import subset
+from reglab.data.sources import Split, load
+
+
+def _split(n=1000):
+    return Split(torch.arange(n).view(n, 1, 1, 1).to(torch.uint8), torch.arange(n) % 10)
+
+
+@pytest.mark.parametrize("size", [1, 37, 500])
+def test_subset_has_the_asked_size_and_is_seeded(size):
+    data = _split()
+    a = subset(data, size, False, 10, torch.Generator().manual_seed(1))
+    b = subset(data, size, False, 10, torch.Generator().manual_seed(1))
+    c = subset(data, size, False, 10, torch.Generator().manual_seed(2))
+    assert len(a) == size
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.images, b.images)
+    if size > 1:
+        assert not torch.equal(a.images, c.images)
+
+
+def test_balanced_subset_has_equal_class_counts():
+    out = subset(_split(), 50, True, 10, torch.Generator().manual_seed(0))
+    assert torch.bincount(out.labels, minlength=10).tolist() == [5] * 10
+
+
+def test_epoch_permutations_are_seeded_and_cover_everything():
+    sampler = EpochPermutation(103, seed=5)
+    batches = TensorBatches(torch.arange(103), torch.arange(103), 10, sampler)
+    assert len(batches) == 11
+    epoch0 = torch.cat([x for x, _ in batches])
+    assert sorted(epoch0.tolist()) == list(range(103))
+    sampler.set_epoch(1)
+    epoch1 = torch.cat([x for x, _ in batches])
+    assert not torch.equal(epoch0, epoch1)
+    sampler.set_epoch(0)
+    assert torch.equal(torch.cat([x for x, _ in batches]), epoch0)
+
+
+def test_batches_resume_mid_epoch_from_their_state():
+    sampler = EpochPermutation(50, seed=1)
+    batches = TensorBatches(torch.arange(50), torch.arange(50), 8, sampler)
+    sampler.set_epoch(3)
+    full = [x for x, _ in batches]
+    it = iter(batches)
+    next(it), next(it)
+    state = batches.state_dict()
+    resumed = TensorBatches(torch.arange(50), torch.arange(50), 8, EpochPermutation(50, seed=1))
+    resumed.load_state_dict(state)
+    rest = [x for x, _ in resumed]
+    assert all(
+        torch.equal(a, b) for a, b in zip(rest, full[state["batches_served"] :], strict=True)
+    )
+
+
+def test_mnist_module_holds_out_validation_and_subsets_the_rest(data_dir):
+    dm = TensorDataModule(
+        "mnist",
+        str(data_dir),
+        download=False,
+        val_size=10_000,
+        train_size=5_000,
+        corruption=PartialLabels(0.5),
+        seed=0,
+    ).load()
+    train, val, test = dm.splits["train"], dm.splits["val"], dm.splits["test"]
+    assert (len(train), len(val), len(test)) == (5_000, 10_000, 10_000)
+    assert train.images.dtype == torch.uint8 and dm.input_shape == (1, 28, 28)
+    assert 0.4 < dm.label_noise < 0.5  # ≈ 0.9 · q
+    # validation images are not among the training images (hold-out, then subset)
+    train_keys = set(map(bytes, train.images.flatten(1).numpy()))
+    assert not train_keys & set(map(bytes, val.images[:500].flatten(1).numpy()))
+    # test labels untouched: same as the official file
+    raw = load("mnist", data_dir, download=False)
+    assert torch.equal(test.labels, raw.test.labels)
+
+
+def test_digits_load_offline():
+    data = load("digits", "unused")
+    assert data.train.images.shape[1:] == (1, 8, 8)
+    assert len(data.train) + len(data.test) == 1797
+    assert data.train.images.max() == 255
+
+
+def test_missing_data_without_download_is_one_clear_line(tmp_path):
+    with pytest.raises(DataError) as error:
+        load("mnist", tmp_path, download=False)
+    message = str(error.value)
+    assert "\n" not in message and "data.root" in message and "data.download" in message
+
+
+def test_missing_data_without_network_is_one_clear_line(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tv_mnist
+
+    monkeypatch.setattr(tv_mnist.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataError) as error:
+        load("mnist", tmp_path, download=True)
+    message = str(error.value)
+    assert "\n" not in message and "download failed" in message and "REGLAB_DATA_DIR" in message
+
+
+def test_truncated_mnist_file_is_detected(tmp_path, data_dir):
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(data_dir / "MNIST" / "raw", raw)
+    with (raw / "t10k-labels-idx1-ubyte").open("r+b") as f:
+        f.truncate(5000)
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is corrupted or truncated"):
+        load("mnist", tmp_path, download=False)
+
+
+def test_unknown_data_set_names_the_key():
+    with pytest.raises(DataError, match=r"data.name='svhn': allowed are mnist"):
+        load("svhn", "unused")
