@@ -30,6 +30,12 @@ format:
 sweep:  ## one paper experiment as a Hydra multirun: make sweep EXP=... SCALE=quick|paper LAUNCHER=local|joblib|slurm|submitit_local
 	$(VENV)/bin/reglab-train -m experiment=$(EXP) scale=$(SCALE) launcher=$(LAUNCHER) $(ARGS)
 
+report:  ## the HTML report of the latest sweep of each experiment: reports/index.html
+	$(VENV)/bin/reglab-report --out reports $(ARGS)
+
+bench:  ## reglab vs a bare PyTorch loop vs the DataLoader path (scripts/bench.py)
+	$(PY) scripts/bench.py $(ARGS)
+
 tensorboard:  ## serve the TensorBoard logs of all runs
 	$(VENV)/bin/tensorboard --logdir $${REGLAB_LOG_DIR:-logs}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
@@ -136,6 +137,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "status": "failed",
         "name": cfg.name,
         "overrides": _overrides(),
+        "choices": _choices(),
         "seed": cfg.seed,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "git_commit": git_commit(),
@@ -180,6 +182,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def _overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
+    """The command-line overrides of this job (its sweep point)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _choices() -> dict[str, str]:
+    """The option chosen in each config group, e.g. {"corruption": "random_labels"}."""
+    if not HydraConfig.initialized():
+        return {}
+    return {k: v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}

@@ -18,9 +18,7 @@ from reglab.seeding import Stream, generator
 class EpochPermutation:
     """Indices of one epoch: a fresh permutation from (seed, epoch), sharded by rank."""
 
-    def __init__(
-        self, n: int, seed: int | None, rank: int = 0, world_size: int = 1
-    ) -> None:
+    def __init__(self, n: int, seed: int | None, rank: int = 0, world_size: int = 1) -> None:
         self.n = n
         self.seed = seed  # None: sequential order (evaluation)
         self.rank = rank
@@ -65,8 +63,11 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.sampler.indices().to(self.images.device)
         start, self._resume_at = self._resume_at, 0
-        for self._served in range(start, len(self)):
-            idx = order[self._served * self.batch_size : (self._served + 1) * self.batch_size]
+        for i in range(start, len(self)):
+            # Lightning fetches one batch ahead, so when a checkpoint is saved after batch
+            # i-1 was trained on, batch i has been handed out but not used: resume at i.
+            self._served = i
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.images[idx], self.labels[idx]
         self._served = len(self)
 

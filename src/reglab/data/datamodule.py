@@ -120,8 +120,9 @@ class TensorDataModule(pl.LightningDataModule):
             self.load()
         if self.on_device and self.trainer is not None:
             device = self.trainer.strategy.root_device
-            self.splits = {k: Split(s.images.to(device), s.labels.to(device))
-                           for k, s in self.splits.items()}
+            self.splits = {
+                k: Split(s.images.to(device), s.labels.to(device)) for k, s in self.splits.items()
+            }
 
     def _world(self) -> tuple[int, int]:
         if self.trainer is None:
