@@ -1,0 +1,99 @@
+"""The local one-node SLURM cluster (scripts/slurm_local.sh) as a pytest fixture.
+
+A test module gets the ``slurm_cluster`` fixture by importing
+``slurm_cluster_fixture`` from here (the fixture is registered under its
+``name``); the module also moves into a conftest as is. The cluster is started
+only if it is not already up and stopped at the end of the session only if this
+fixture started it. A cluster that cannot start FAILS the test with the
+script's output and log tails; set ``REGLAB_SKIP_SLURM=1`` to skip instead
+(e.g. on a machine without root/apt).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "slurm_local.sh"
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    partition: str
+    env: dict[str, str]  # what `slurm_local.sh env` exports (SLURM_CONF, PATH, ...)
+    started_here: bool
+
+
+def _script(cmd: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT), cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _script_env() -> dict[str, str]:
+    """Parse the ``export K=V`` lines of ``slurm_local.sh env`` ($PATH etc. expanded)."""
+    out = _script("env", timeout=30).stdout
+    env = {}
+    for line in out.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            env[key] = os.path.expandvars(value)
+    return env
+
+
+def ensure_slurm_cluster(timeout: float = 600) -> SlurmCluster:
+    """Start the cluster unless it is up; fail (or skip with REGLAB_SKIP_SLURM=1) if it can't."""
+    if os.environ.get("REGLAB_SKIP_SLURM") == "1":
+        pytest.skip("REGLAB_SKIP_SLURM=1: the local SLURM cluster tests are switched off")
+    started_here = False
+    if _script("status", timeout=60).returncode != 0:
+        if os.geteuid() != 0:
+            pytest.fail(
+                f"the local SLURM cluster is not running and starting it needs root: "
+                f"run `sudo {SCRIPT} start` first (or set REGLAB_SKIP_SLURM=1 to skip)"
+            )
+        # The first start may apt-get install slurm+munge, hence the generous timeout.
+        res = _script("start", timeout=timeout)
+        if res.returncode != 0:
+            pytest.fail(
+                f"`{SCRIPT} start` failed (exit {res.returncode}); "
+                f"set REGLAB_SKIP_SLURM=1 to skip.\n--- stdout ---\n{res.stdout}"
+                f"\n--- stderr ---\n{res.stderr}",
+                pytrace=False,
+            )
+        started_here = True
+    env = _script_env()
+    partition = env.get("REGLAB_SLURM_PARTITION", "debug")
+    return SlurmCluster(partition=partition, env=env, started_here=started_here)
+
+
+def stop_slurm_cluster() -> None:
+    _script("stop", timeout=120)
+
+
+@pytest.fixture(scope="session", name="slurm_cluster")
+def slurm_cluster_fixture() -> Iterator[SlurmCluster]:
+    cluster = ensure_slurm_cluster()
+    # SLURM_CONF and the sacct stand-in's folder on PATH, for submitit's subprocesses.
+    saved = {key: os.environ.get(key) for key in cluster.env}
+    os.environ.update(cluster.env)
+    try:
+        yield cluster
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if cluster.started_here:
+            stop_slurm_cluster()
