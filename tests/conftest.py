@@ -14,6 +14,10 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 DATA_DIR = Path(os.environ.get("REGLAB_DATA_DIR", ROOT.parent / "shared" / "data"))
+# Set for the whole session (module-scoped fixtures and subprocesses see them too).
+os.environ["REGLAB_DATA_DIR"] = str(DATA_DIR)
+os.environ["WANDB_MODE"] = "offline"
+os.environ["WANDB_SILENT"] = "true"
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +30,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("REGLAB_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("REGLAB_LOG_DIR", str(tmp_path / "logs"))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
 
 
 def compose_config(*overrides: str):

@@ -1,8 +1,13 @@
-"""Callbacks: the metric history kept for summary.json, and Srivastava's momentum ramp."""
+"""Callbacks: metric history for summary.json, Srivastava's momentum ramp, save on interrupt."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from pathlib import Path
+
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 
 class HistoryRecorder(pl.Callback):
@@ -62,3 +67,40 @@ class MomentumRamp(pl.Callback):
                     group["momentum"] = value
                 elif "betas" in group:
                     group["betas"] = (value, group["betas"][1])
+
+
+class SaveOnInterrupt(pl.Callback):
+    """Save ``last.ckpt`` when SIGTERM or SIGINT stops training, so the same command resumes.
+
+    Lightning already turns SIGTERM (sent by SLURM on pre-emption or time-out, or by
+    ``kill``) into a clean stop after the current batch. SIGINT (Ctrl-C) is routed the same
+    way, so the checkpoint never holds a half-done optimizer step; a second Ctrl-C
+    interrupts at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._previous_sigint = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def graceful(signum, frame) -> None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            trainer._signal_connector.received_sigterm = True
+
+        self._previous_sigint = signal.signal(signal.SIGINT, graceful)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        self._restore()
+        if isinstance(exception, SIGTERMException | KeyboardInterrupt):
+            trainer.save_checkpoint(self.path)
+
+    def _restore(self) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import shutil
 import time
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from reglab.callbacks import HistoryRecorder, MomentumRamp
+from reglab.callbacks import HistoryRecorder, MomentumRamp, SaveOnInterrupt
 from reglab.data import TensorDataModule
 from reglab.evaluation import activation_probe, evaluate
 from reglab.module import Classifier, Diverged
@@ -23,10 +26,11 @@ from reglab.seeding import Stream, stream_seed
 from reglab.summary import SUMMARY, git_commit, read_summary, versions, write_json_atomic
 
 log = logging.getLogger("reglab")
+CHECKPOINTS = "checkpoints"
 
 
 class RunFailed(RuntimeError):
-    """Training ended without a result; ``status`` is ``failed`` or ``diverged``."""
+    """Training ended without a result; ``status`` is ``diverged`` or ``interrupted``."""
 
     def __init__(self, status: str, message: str) -> None:
         super().__init__(message)
@@ -54,10 +58,28 @@ def build_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:
 
 def build_callbacks(cfg: DictConfig, out_dir: Path, data: TensorDataModule) -> list[pl.Callback]:
     callbacks: list[pl.Callback] = [HistoryRecorder()]
-    if cfg.checkpoint:
-        callbacks.append(
-            ModelCheckpoint(dirpath=out_dir / "checkpoints", save_top_k=0, save_last=True)
-        )
+    if cfg.checkpoint.enabled:
+        every = cfg.checkpoint.every_n_steps
+        callbacks += [
+            ModelCheckpoint(
+                dirpath=out_dir / CHECKPOINTS,
+                save_top_k=0,
+                save_last=True,
+                every_n_train_steps=every,
+                every_n_epochs=None if every else 1,
+            ),
+            SaveOnInterrupt(out_dir / CHECKPOINTS / "last.ckpt"),
+        ]
+        if cfg.checkpoint.keep and len(data.splits["val"]):
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=out_dir / CHECKPOINTS,
+                    filename="best",
+                    monitor="val/error",
+                    mode="min",
+                    save_top_k=1,
+                )
+            )
     if cfg.momentum_ramp:
         callbacks.append(MomentumRamp(**cfg.momentum_ramp))
     if cfg.stop_when_fit:
@@ -105,7 +127,12 @@ def steps_to_fit(history: list[dict], threshold: float) -> int | None:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Train the configured model; returns the summary also written to ``out_dir``."""
+    """Train the configured model; returns the summary also written to ``out_dir``.
+
+    A completed summary already in ``out_dir`` means the job is done: it is returned
+    untouched. A ``last.ckpt`` there means an earlier attempt was cut off: training
+    resumes from it.
+    """
     previous = read_summary(out_dir)
     if previous and previous.get("status") == "completed":
         log.info("%s: already completed, skipping", out_dir)
@@ -116,23 +143,23 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = build_data(cfg)
     model = build_model(cfg, data)
-    regularizer = instantiate(cfg.regularizer)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     probe = data.splits["test"].images[: cfg.probe_size] if cfg.probe_size else None
     module = Classifier(
         model,
         instantiate(cfg.optimizer),
-        regularizer,
+        instantiate(cfg.regularizer),
         data.eval_names(),
         scheduler=scheduler,
         probe_images=probe,
     )
     callbacks = build_callbacks(cfg, out_dir, data)
-    loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else False
+    history: HistoryRecorder = callbacks[0]
+    loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(out_dir)
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out_dir)
     )
-    last = out_dir / "checkpoints" / "last.ckpt"
+    last = out_dir / CHECKPOINTS / "last.ckpt"
     summary = {
         "status": "failed",
         "name": cfg.name,
@@ -142,36 +169,44 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "git_commit": git_commit(),
         "versions": versions(),
+        "resumed_from_step": _checkpoint_step(last),
     }
+    metrics: dict = {}
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
-        if trainer.global_step not in callbacks[0].rows:  # stopped mid-epoch (max_steps)
+        if trainer.global_step not in history.rows:  # stopped mid-epoch (max_steps)
             trainer.validate(module, datamodule=data, verbose=False)
         metrics = final_metrics(module, data, cfg.dropout.mc_samples)
+        if not math.isfinite(metrics["train_loss"]):
+            raise Diverged(f"training loss is {metrics['train_loss']} after training")
         summary["status"] = "completed"
     except Diverged as diverged:
         summary["status"], summary["error"] = "diverged", str(diverged)
-        metrics = {}
+    except SIGTERMException:
+        summary["status"] = "interrupted"
+        summary["error"] = f"interrupted at step {trainer.global_step}; rerun to resume"
     except Exception as error:
         summary["error"] = f"{type(error).__name__}: {error}"
-        metrics = {}
         raise
     finally:
-        history = callbacks[0].history
-        metrics["steps"] = trainer.global_step
-        metrics["epochs"] = trainer.current_epoch
-        metrics["steps_to_fit"] = steps_to_fit(history, cfg.fit_threshold)
+        metrics |= {
+            "steps": trainer.global_step,
+            "epochs": trainer.current_epoch,
+            "steps_to_fit": steps_to_fit(history.history, cfg.fit_threshold),
+        }
         summary |= {
             "metrics": metrics,
-            "history": history,
+            "history": history.history,
             "wall_time_s": round(time.time() - started, 3),
         }
         write_json_atomic(out_dir / SUMMARY, summary)
-        for logger in loggers or []:
+        for logger in loggers:
             if isinstance(logger, WandbLogger):
-                logger.experiment.finish()
+                logger.experiment.finish()  # one W&B run per job, also when jobs share a process
     if summary["status"] != "completed":
-        raise RunFailed(summary["status"], summary.get("error", ""))
+        raise RunFailed(summary["status"], summary["error"])
+    if not cfg.checkpoint.keep:
+        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
     log.info(
         "test error %.2f %% (train %.2f %%) → %s",
         metrics["test_error"],
@@ -179,6 +214,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         out_dir / SUMMARY,
     )
     return summary
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
 
 
 def _overrides() -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY = "summary.json"
-STATUSES = ("completed", "failed", "diverged")
+STATUSES = ("completed", "failed", "diverged", "interrupted")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -18,7 +18,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from reglab.data.sources import DataError
+from reglab.precheck import precheck
 from reglab.run import RunFailed, run
+from reglab.summary import SUMMARY, write_json_atomic
 from reglab.validation import ConfigError, validate
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -28,8 +30,18 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
 
 
+def main() -> None:
+    """``reglab-train``: one-line errors for bad overrides, then the Hydra app."""
+    try:
+        precheck(CONFIG_DIR, sys.argv[1:])
+    except ConfigError as error:
+        print(f"reglab: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    app()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def app(cfg: DictConfig) -> float | None:
     """Run one job; returns its final test error % (the value Hydra sweepers read)."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -37,7 +49,15 @@ def main(cfg: DictConfig) -> float | None:
         validate(cfg)
         summary = run(cfg, Path(hydra_cfg.runtime.output_dir))
     except (ConfigError, DataError) as error:
-        if multirun:  # the launcher records the failure; the other jobs still run
+        if multirun:  # the job's summary says why; the other jobs of the sweep still run
+            failed = {
+                "status": "failed",
+                "error": str(error),
+                "name": cfg.get("name"),
+                "overrides": list(hydra_cfg.overrides.task),
+                "metrics": {},
+            }
+            write_json_atomic(Path(hydra_cfg.runtime.output_dir) / SUMMARY, failed)
             raise
         print(f"reglab: error: {error}", file=sys.stderr)
         sys.exit(2)

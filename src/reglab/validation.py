@@ -79,6 +79,11 @@ RULES: list[Rule] = [
     ),
     ("fit_threshold", lambda v: _is_num(v) and 0 <= v <= 100, "an error % in [0, 100]"),
     ("probe_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    (
+        "checkpoint.every_n_steps",
+        lambda v: v is None or (_is_int(v) and v > 0),
+        "null or an integer > 0",
+    ),
 ]
 
 GROUPS_WITH_TARGET = (

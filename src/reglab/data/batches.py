@@ -54,7 +54,7 @@ class TensorBatches:
         self.batch_size = batch_size
         self.sampler = sampler
         self.batch_sampler = None  # DataLoader's attribute, which Lightning inspects
-        self._resume_at = 0  # batches of the current epoch already consumed (resumption)
+        self._resume_at = 0  # batches of the current epoch already trained on (resumption)
         self._served = 0
 
     def __len__(self) -> int:
@@ -64,16 +64,17 @@ class TensorBatches:
         order = self.sampler.indices().to(self.images.device)
         start, self._resume_at = self._resume_at, 0
         for i in range(start, len(self)):
-            # Lightning fetches one batch ahead, so when a checkpoint is saved after batch
-            # i-1 was trained on, batch i has been handed out but not used: resume at i.
-            self._served = i
+            # Counted before handing the batch out: when Lightning saves a checkpoint after
+            # training on batch i, the state says "resume at i + 1". (Lightning does not
+            # prefetch from loaders that have a length.)
+            self._served = i + 1
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.images[idx], self.labels[idx]
-        self._served = len(self)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "batches_served": self._served}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
-        self._resume_at = state["batches_served"]
+        served = state["batches_served"]
+        self._resume_at = served if served < len(self) else 0  # a finished epoch: start anew

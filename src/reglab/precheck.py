@@ -1,0 +1,72 @@
+"""Catch what Hydra itself would reject, and say it in one line, before Hydra starts.
+
+Hydra reports an unknown key or option over several lines with a hint about stack
+traces; a read-only output folder surfaces as a traceback. Composing the config once
+up front (sweep overrides left out) turns both into one line that names the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from reglab.validation import ConfigError
+
+# Hydra's flags that take a value; with any flag but -m/--multirun, Hydra is left alone.
+_MULTIRUN = {"-m", "--multirun"}
+
+
+def _one_line(message: str) -> str:
+    """Hydra's multi-line composition errors as one line naming the key."""
+    if match := re.search(r"Could not override '([^']+)'", message):
+        key = match.group(1)
+        return f"{key}: unknown key (a new key needs a leading +, e.g. +{key}=...)"
+    if match := re.search(r"Could not find '([^']+)/([^'/]+)'", message):
+        group, option = match.groups()
+        options = re.findall(r"^\s+(\S+)$", message.split("Config search path")[0], re.M)
+        return f"{group}={option}: unknown option; allowed are {', '.join(options)}"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("full_key", "object_type"))]
+    return re.sub(r"\s+", " ", "; ".join(lines))
+
+
+def _writable(path: Path) -> bool:
+    """Can ``path`` be created and written? (Tries a temporary file: root ignores modes.)"""
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
+def precheck(config_dir: str, args: list[str]) -> None:
+    """Raise :class:`ConfigError` if Hydra would refuse ``args`` or could not write."""
+    if any(a.startswith("-") and a not in _MULTIRUN for a in args):
+        return
+    multirun = any(a in _MULTIRUN for a in args)
+    overrides = [a for a in args if a not in _MULTIRUN]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            cfg = compose("config", overrides=fixed, return_hydra_config=True)
+    except Exception as error:
+        raise ConfigError(_one_line(str(error))) from None
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        out = Path(str(OmegaConf.select(cfg, key)))
+    except Exception:  # e.g. ${now:} needs Hydra's runtime: nothing to check here
+        return
+    if not _writable(out):
+        raise ConfigError(
+            f"{key}={out}: not writable; point REGLAB_LOG_DIR (or paths.log_dir) at a "
+            "writable folder"
+        )

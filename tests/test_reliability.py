@@ -1,0 +1,168 @@
+"""Interruption, resumption, divergence and re-runs lose nothing (issue: reliability)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import read_summary, run_cli
+
+pytestmark = pytest.mark.slow
+
+# 4 epochs of 25 steps; deterministic CPU kernels, dropout on, momentum and a schedule.
+RUN = [
+    "data.train_size=2500",
+    "data.val_size=1000",
+    "trainer.max_epochs=4",
+    "trainer.deterministic=true",
+    "dropout=standard",
+    "scheduler=exponential",
+    "threads=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def _final(summary: dict) -> dict:
+    return {k: v for k, v in summary["metrics"].items()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("whole")
+    result = run_cli(*RUN, f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return read_summary(tmp / "run")
+
+
+def _start(run_dir: Path, *extra: str) -> subprocess.Popen:
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "reglab.train", *RUN, *extra, f"hydra.run.dir={run_dir}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"run ended before {path.name}: {proc.stderr.read()[-2000:]}"
+        assert time.time() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_a_checkpoint_and_rerun_resumes_to_the_same_result(
+    tmp_path, data_dir, uninterrupted, sig
+):
+    run_dir = tmp_path / "run"
+    # checkpoint every 10 steps; the signal lands after the first, mid-epoch
+    proc = _start(run_dir, "checkpoint.every_n_steps=10")
+    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    stopped = read_summary(run_dir)
+    assert stopped["status"] == "interrupted", stopped
+    assert 0 < stopped["metrics"]["steps"] < 100
+
+    again = run_cli(*RUN, "checkpoint.every_n_steps=10", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = read_summary(run_dir)
+    assert resumed["status"] == "completed"
+    assert resumed["resumed_from_step"] == stopped["metrics"]["steps"]
+    assert _final(resumed) == _final(uninterrupted)
+
+
+def test_kill_9_loses_only_the_work_since_the_last_checkpoint(tmp_path, data_dir, uninterrupted):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir)  # checkpoints at epoch ends
+    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert not (run_dir / "summary.json").exists()  # never read as finished
+    again = run_cli(*RUN, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = read_summary(run_dir)
+    assert resumed["resumed_from_step"] % 25 == 0 and resumed["resumed_from_step"] > 0
+    assert _final(resumed) == _final(uninterrupted)
+    assert not (run_dir / "checkpoints").exists()  # completed: checkpoints cleaned up
+
+
+def test_completed_run_is_not_run_again(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    args = ["data=digits", "trainer.max_steps=10", f"hydra.run.dir={run_dir}"]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    before = (run_dir / "summary.json").stat().st_mtime_ns
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "already completed" in again.stdout + again.stderr
+    assert (run_dir / "summary.json").stat().st_mtime_ns == before
+
+
+def test_divergence_is_recorded_and_exits_non_zero(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "optimizer.lr=1e6",
+        "trainer.max_steps=120",
+        "data.train_size=5000",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("reglab: run diverged")
+    summary = read_summary(run_dir)
+    assert summary["status"] == "diverged" and "nan" in summary["error"]
+
+
+def test_sweep_with_a_diverging_and_a_bad_point_runs_the_others(tmp_path, data_dir):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "optimizer.lr=1000000.0,0.1,-1",
+        "data=digits",
+        "trainer.max_steps=30",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    statuses = {
+        p.parent.name: read_summary(p.parent)["status"] for p in sweep.glob("*/summary.json")
+    }
+    assert statuses == {
+        "data=digits,optimizer.lr=1000000.0,trainer.max_steps=30": "diverged",
+        "data=digits,optimizer.lr=0.1,trainer.max_steps=30": "completed",
+        "data=digits,optimizer.lr=-1,trainer.max_steps=30": "failed",
+    }
+    bad = read_summary(sweep / "data=digits,optimizer.lr=-1,trainer.max_steps=30")
+    assert "optimizer.lr=-1: must be a number > 0" in bad["error"]
+
+
+def test_read_only_output_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli(f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"reglab: error: hydra.run.dir={blocker / 'run'}: not writable; point REGLAB_LOG_DIR "
+        "(or paths.log_dir) at a writable folder"
+    )
+
+
+def test_unknown_key_and_option_are_one_line(tmp_path):
+    for args, message in [
+        (["foo=1"], "reglab: error: foo: unknown key (a new key needs a leading +"),
+        (["model=nosuch"], "reglab: error: model=nosuch: unknown option; allowed are cnn, mlp"),
+    ]:
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith(message)
