@@ -144,6 +144,10 @@ def test_sweep_with_a_diverging_and_a_bad_point_runs_the_others(tmp_path, data_d
     }
     bad = read_summary(sweep / "data=digits,optimizer.lr=-1,trainer.max_steps=30")
     assert "optimizer.lr=-1: must be a number > 0" in bad["error"]
+    log = result.stdout + result.stderr
+    assert "1 completed, 1 diverged, 1 failed;" in log and "MiB on disk" in log
+    assert "job data=digits,optimizer.lr=-1,trainer.max_steps=30: failed: optimizer.lr=-1" in log
+    assert "reglab: 2 jobs of the sweep did not complete" in log
 
 
 def test_read_only_output_dir_is_one_line(tmp_path):

@@ -21,6 +21,7 @@ from reglab.data.sources import DataError
 from reglab.precheck import precheck
 from reglab.run import RunFailed, run
 from reglab.summary import SUMMARY, write_json_atomic
+from reglab.sweep import SweepReport
 from reglab.validation import ConfigError, validate
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -38,6 +39,12 @@ def main() -> None:
         print(f"reglab: error: {error}", file=sys.stderr)
         sys.exit(2)
     app()
+    if SweepReport.incomplete:
+        print(
+            f"reglab: {len(SweepReport.incomplete)} jobs of the sweep did not complete",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -48,25 +55,30 @@ def app(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
         summary = run(cfg, Path(hydra_cfg.runtime.output_dir))
-    except (ConfigError, DataError) as error:
-        if multirun:  # the job's summary says why; the other jobs of the sweep still run
-            failed = {
-                "status": "failed",
-                "error": str(error),
-                "name": cfg.get("name"),
-                "overrides": list(hydra_cfg.overrides.task),
-                "metrics": {},
-            }
-            write_json_atomic(Path(hydra_cfg.runtime.output_dir) / SUMMARY, failed)
-            raise
+    except (ConfigError, DataError, RunFailed) as error:
+        if multirun:  # recorded in the job's summary; the sweep goes on and reports it
+            _record_failure(error, hydra_cfg)
+            return None
+        if isinstance(error, RunFailed):
+            print(f"reglab: run {error.status}: {error}", file=sys.stderr)
+            sys.exit(1)
         print(f"reglab: error: {error}", file=sys.stderr)
         sys.exit(2)
-    except RunFailed as failure:
-        if multirun:
-            raise
-        print(f"reglab: run {failure.status}: {failure}", file=sys.stderr)
-        sys.exit(1)
     return summary["metrics"].get("test_error")
+
+
+def _record_failure(error: Exception, hydra_cfg) -> None:
+    """A job's failure in its summary.json, unless the run already wrote one."""
+    summary_path = Path(hydra_cfg.runtime.output_dir) / SUMMARY
+    if isinstance(error, RunFailed) and summary_path.exists():
+        return
+    failed = {
+        "status": "failed",
+        "error": str(error),
+        "overrides": list(hydra_cfg.overrides.task),
+        "metrics": {},
+    }
+    write_json_atomic(summary_path, failed)
 
 
 if __name__ == "__main__":
