@@ -137,3 +137,23 @@ def test_bad_input_is_one_line_before_training(tmp_path, overrides, message):
     assert lines[0].startswith("reglab: error: ") and message in lines[0]
     assert not (run_dir / "summary.json").exists()
     assert not (run_dir / "checkpoints").exists()
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, data_dir):
+    """trainer=ddp composes and trains; each rank takes every second example."""
+    run_dir = tmp_path / "ddp"
+    result = run_cli(
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "threads=1",
+        "data=digits",
+        "trainer.max_steps=20",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = read_summary(run_dir)
+    assert summary["status"] == "completed" and summary["metrics"]["steps"] == 20
+    # 1,437 training digits, batch 64, two ranks: ceil(719 / 64) = 12 batches per epoch
+    assert summary["history"][0]["step"] == 12

@@ -199,13 +199,14 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             "history": history.history,
             "wall_time_s": round(time.time() - started, 3),
         }
-        write_json_atomic(out_dir / SUMMARY, summary)
+        if trainer.is_global_zero:  # under DDP every rank gets here with the same result
+            write_json_atomic(out_dir / SUMMARY, summary)
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.finish()  # one W&B run per job, also when jobs share a process
     if summary["status"] != "completed":
         raise RunFailed(summary["status"], summary["error"])
-    if not cfg.checkpoint.keep:
+    if not cfg.checkpoint.keep and trainer.is_global_zero:
         shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
     log.info(
         "test error %.2f %% (train %.2f %%) → %s",
