@@ -54,3 +54,10 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
 
 def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def run_ok(*args: str, run_dir: Path, cwd: Path) -> dict:
+    """Run the CLI into ``run_dir``, require success, return the run's summary."""
+    result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return read_summary(run_dir)

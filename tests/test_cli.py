@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import read_summary, run_cli
+from conftest import read_summary, run_cli, run_ok
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,7 @@ def test_mlp_on_mnist_learns_and_writes_its_summary(tmp_path, data_dir):
 
 
 def test_cnn_run(tmp_path, data_dir):
-    run_dir = tmp_path / "cnn"
-    result = run_cli(
+    summary = run_ok(
         "model=cnn",
         "model.channels=[8,16]",
         "model.fc=[32]",
@@ -43,31 +42,26 @@ def test_cnn_run(tmp_path, data_dir):
         "data.train_size=3000",
         "data.val_size=1000",
         "threads=2",
-        f"hydra.run.dir={run_dir}",
+        run_dir=tmp_path / "cnn",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = read_summary(run_dir)
     assert summary["status"] == "completed"
     assert summary["metrics"]["test_error"] < 60.0
     assert summary["metrics"]["zero_weight_fraction"] > 0.0
 
 
 def _metrics(tmp_path, name, *overrides):
-    run_dir = tmp_path / name
-    result = run_cli(
+    summary = run_ok(
         "trainer.max_steps=40",
         "data.train_size=2000",
         "dropout=standard",
         "trainer.deterministic=true",
         "threads=1",
         "probe_size=0",
-        f"hydra.run.dir={run_dir}",
         *overrides,
+        run_dir=tmp_path / name,
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = read_summary(run_dir)
     return summary["metrics"], summary["history"]
 
 
@@ -141,19 +135,16 @@ def test_bad_input_is_one_line_before_training(tmp_path, overrides, message):
 
 def test_ddp_on_two_cpu_processes(tmp_path, data_dir):
     """trainer=ddp composes and trains; each rank takes every second example."""
-    run_dir = tmp_path / "ddp"
-    result = run_cli(
+    summary = run_ok(
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
         "threads=1",
         "data=digits",
         "trainer.max_steps=20",
-        f"hydra.run.dir={run_dir}",
+        run_dir=tmp_path / "ddp",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = read_summary(run_dir)
     assert summary["status"] == "completed" and summary["metrics"]["steps"] == 20
     # 1,437 training digits, batch 64, two ranks: ceil(719 / 64) = 12 batches per epoch
     assert summary["history"][0]["step"] == 12

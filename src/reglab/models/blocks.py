@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 
 from torch import nn
 
@@ -56,3 +57,35 @@ def init_normal_(model: nn.Module, std: float) -> None:
         if isinstance(layer, nn.Linear | nn.Conv2d):
             nn.init.normal_(layer.weight, 0.0, std)
             nn.init.zeros_(layer.bias)
+
+
+def dense_blocks(
+    width_in: int,
+    widths: Sequence[int],
+    num_classes: int,
+    first_index: int,
+    act: str,
+    batchnorm: bool,
+    masks: MaskSource,
+    spec: DropoutSpec,
+) -> list[tuple[str, nn.Module]]:
+    """Fully connected hidden blocks of the given widths, then the linear output layer."""
+    layers: list[tuple[str, nn.Module]] = []
+    for index, width in enumerate(map(int, widths), start=first_index):
+        linear = nn.Linear(width_in, width)
+        layers += hidden_block(index, linear, width, act, batchnorm, spec.p_hidden, masks, spec)
+        width_in = width
+    layers.append(("out", nn.Linear(width_in, num_classes)))
+    return layers
+
+
+class LayerStack(nn.Sequential):
+    """Named layers in order, plus the model's dropout-mask stream and optional init."""
+
+    def __init__(
+        self, layers: list[tuple[str, nn.Module]], masks: MaskSource, init_std: float | None
+    ) -> None:
+        super().__init__(OrderedDict(layers))
+        self.masks = masks
+        if init_std is not None:
+            init_normal_(self, init_std)

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from reglab.models.blocks import hidden_block, init_normal_, input_dropout
+from reglab.models.blocks import LayerStack, dense_blocks, hidden_block, input_dropout
 from reglab.models.dropout import DropoutSpec, MaskSource
 
 
-class CNN(nn.Sequential):
+class CNN(LayerStack):
     """[dropout] → (conv → [BN] → act → pool → [dropout]) × blocks → flatten → FC head → linear.
 
     Convolutional dropout drops whole channels when ``dropout.spatial`` is true, because
@@ -38,12 +38,12 @@ class CNN(nn.Sequential):
         masks = MaskSource(seed)
         layers: list[tuple[str, nn.Module]] = list(input_dropout(masks, spec))
         c_in = int(input_shape[0])
-        for index, c_out in enumerate(channels, start=1):
-            conv = nn.Conv2d(c_in, int(c_out), kernel_size, padding=kernel_size // 2)
+        for index, c_out in enumerate(map(int, channels), start=1):
+            conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2)
             layers += hidden_block(
                 index,
                 conv,
-                int(c_out),
+                c_out,
                 activation,
                 batchnorm,
                 spec.p_hidden,
@@ -52,20 +52,18 @@ class CNN(nn.Sequential):
                 conv=True,
                 pool=pool,
             )
-            c_in = int(c_out)
+            c_in = c_out
         layers.append(("flatten", nn.Flatten()))
-        with torch.no_grad():
-            width_in = (
-                nn.Sequential(OrderedDict(layers)).eval()(torch.zeros(1, *input_shape)).shape[1]
-            )
-        for index, width in enumerate(fc, start=len(channels) + 1):
-            linear = nn.Linear(width_in, int(width))
-            layers += hidden_block(
-                index, linear, int(width), activation, batchnorm, spec.p_hidden, masks, spec
-            )
-            width_in = int(width)
-        layers.append(("out", nn.Linear(width_in, num_classes)))
-        super().__init__(OrderedDict(layers))
-        self.masks = masks
-        if init_std is not None:
-            init_normal_(self, init_std)
+        with torch.no_grad():  # the flattened feature size, from one dummy image
+            features = nn.Sequential(OrderedDict(layers)).eval()(torch.zeros(1, *input_shape))
+        layers += dense_blocks(
+            features.shape[1],
+            fc,
+            num_classes,
+            len(channels) + 1,
+            activation,
+            batchnorm,
+            masks,
+            spec,
+        )
+        super().__init__(layers, masks, init_std)
