@@ -66,7 +66,8 @@ class Section:
     ``text`` is plain text (escaped; blank lines separate paragraphs). ``figures`` are
     ``(image_path, caption)`` pairs, ``tables`` are ``(title, DataFrame)`` pairs (a frame's
     ``attrs['source']`` / ``attrs['exactness']``, as set by ``published.table``, are shown
-    under it), and ``details`` is a folded key/value list (config, run ids, seeds).
+    under it), ``folded_tables`` are tables shown folded (long listings such as every run),
+    and ``details`` is a folded key/value list (config, run ids, seeds).
     """
 
     title: str
@@ -74,6 +75,7 @@ class Section:
     figures: Sequence[tuple[str | Path, str]] = ()
     tables: Sequence[tuple[str, pd.DataFrame]] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    folded_tables: Sequence[tuple[str, pd.DataFrame]] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,10 @@ def write_page(
     section_ids = _unique_slugs([s.title for s in sections])
     used: set[str] = set()
     files = [
-        [_write_table_files(out, sid, t, df, used) for t, df in section.tables]
+        [
+            _write_table_files(out, sid, t, df, used)
+            for t, df in [*section.tables, *section.folded_tables]
+        ]
         for sid, section in zip(section_ids, sections, strict=True)
     ]
     page = render_page(sections, title=title, intro=intro, footer=footer, table_files=files)
@@ -179,6 +184,10 @@ def _render_section(sid: str, section: Section, files: Sequence[_TableFiles]) ->
     parts += [_render_figure(path, caption) for path, caption in section.figures]
     for i, (title, df) in enumerate(section.tables):
         parts.append(_render_table(title, df, files[i] if i < len(files) else None))
+    for i, (title, df) in enumerate(section.folded_tables, start=len(section.tables)):
+        table = _render_table(title, df, files[i] if i < len(files) else None)
+        rows = f"{len(df)} row{'s' if len(df) != 1 else ''}"
+        parts.append(f"<details><summary>{_esc(title)} ({rows})</summary>{table}</details>")
     parts.append(_render_details(section.details))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)

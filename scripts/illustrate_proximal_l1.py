@@ -1,0 +1,269 @@
+"""Proximal vs subgradient ℓ1 on a real model: exact zeros and weights that stop at zero.
+
+Trains one MLP on an MNIST subset twice from the same initial weights and batches, with
+plain SGD and the same λ: once with ``reglab.regularizers.L1`` (λ‖w‖₁ in the loss, so
+SGD takes the subgradient step λη·sign(w), which overshoots zero and makes the weight
+zig-zag across it) and once with ``reglab.regularizers.L1Proximal`` (the soft-threshold
+step after each update: a weight that would cross zero stops exactly on it). Writes
+``proximal_l1.png`` (fraction of exactly-zero weights over training, a few weight
+trajectories, and a zoom near zero) and ``proximal_l1.json`` (its numbers).
+
+    python scripts/illustrate_proximal_l1.py [--out reports/illustrations]
+
+About 10-20 s on one CPU core with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from reglab.data import TensorDataModule
+from reglab.evaluation import evaluate
+from reglab.models import MLP
+from reglab.regularizers import L1, L1Proximal, Regularizer, zero_fraction
+
+STEM = "proximal_l1"
+
+
+@dataclass
+class Settings:
+    steps: int = 1500
+    lr: float = 0.05
+    lam: float = 2e-3
+    hidden: int = 256
+    train_size: int = 5000
+    batch_size: int = 100
+    tracked: int = 4000  # first-layer weights whose trajectories are recorded
+    seed: int = 0
+
+
+@dataclass
+class Trace:
+    """One training run: zero fraction per step and the tracked weights' trajectories."""
+
+    name: str
+    zero_fraction: np.ndarray  # (steps + 1,)
+    weights: np.ndarray  # (steps + 1, tracked)
+    test_error: float
+
+
+def load_mnist(train_size: int, seed: int, root: str | None = None) -> TensorDataModule:
+    """A seeded MNIST subset (no validation hold-out), standardised inputs."""
+    root = root or os.environ.get("REGLAB_DATA_DIR", "data")
+    data = TensorDataModule(
+        "mnist", root, download=False, val_size=0, train_size=train_size, seed=seed
+    )
+    return data.load()
+
+
+def train(
+    regularizer: Regularizer,
+    name: str,
+    data: TensorDataModule,
+    cfg: Settings,
+    tracked: torch.Tensor,
+) -> Trace:
+    """Plain SGD (no momentum, so the ℓ1 subgradient step is exactly λη·sign(w))."""
+    torch.manual_seed(cfg.seed)
+    model = MLP(data.input_shape, data.num_classes, hidden=[cfg.hidden], seed=cfg.seed)
+    params = regularizer.parameters(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    images, labels = data.splits["train"].images, data.splits["train"].labels
+    order = torch.Generator().manual_seed(cfg.seed)
+    fc1 = model.fc1.weight
+    zeros, weights = [zero_fraction(params)], [fc1.detach().flatten()[tracked].clone()]
+    perm, cursor = torch.randperm(len(images), generator=order), 0
+    for _ in range(cfg.steps):
+        if cursor + cfg.batch_size > len(images):
+            perm, cursor = torch.randperm(len(images), generator=order), 0
+        idx = perm[cursor : cursor + cfg.batch_size]
+        cursor += cfg.batch_size
+        loss = F.cross_entropy(model(data.to_input(images[idx])), labels[idx])
+        penalty = regularizer.penalty(params)
+        if penalty is not None:
+            loss = loss + penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        regularizer.after_step(params, cfg.lr)
+        zeros.append(zero_fraction(params))
+        weights.append(fc1.detach().flatten()[tracked].clone())
+    error = evaluate(model, data.eval_batches("test"), data.to_input)["error"]
+    return Trace(name, np.array(zeros), torch.stack(weights).numpy(), error)
+
+
+def sign_changes(trajectory: np.ndarray) -> np.ndarray:
+    """Times each weight (column) changes sign, counting a stop at 0 as no change."""
+    signs = np.sign(trajectory)
+    prev = signs[:-1]
+    return np.sum((prev * signs[1:]) < 0, axis=0)
+
+
+def pick_examples(sub: Trace, prox: Trace, k: int = 4) -> list[int]:
+    """Tracked weights that stop at 0 under the proximal step and cross 0 under the sign one.
+
+    Among those starting away from zero, picks weights reaching zero at different times so
+    the panel shows a spread; falls back to any weight the proximal run set to zero.
+    """
+    at_zero = prox.weights == 0.0
+    first = np.argmax(at_zero, axis=0)
+    stays = at_zero[-1] & (at_zero.shape[0] - first == at_zero.sum(axis=0))
+    crossings = sign_changes(sub.weights)
+    start = np.abs(prox.weights[0])
+    good = np.flatnonzero(stays & (crossings >= 2))
+    good = good[start[good] >= np.median(start[good])] if len(good) >= 2 * k else good
+    if len(good) < k:
+        good = np.flatnonzero(at_zero[-1])
+    if len(good) == 0:
+        return [int(j) for j in np.argsort(-start)[:k]]
+    ranked = good[np.argsort(first[good], kind="stable")]
+    picks = np.linspace(0, len(ranked) - 1, min(k, len(ranked))).round().astype(int)
+    return [int(ranked[i]) for i in picks]
+
+
+def first_zero(trace: Trace, j: int) -> int:
+    """First step at which tracked weight ``j`` is exactly 0 (last step if never)."""
+    hits = np.flatnonzero(trace.weights[:, j] == 0.0)
+    return int(hits[0]) if len(hits) else len(trace.weights) - 1
+
+
+def plot(sub: Trace, prox: Trace, examples: list[int], cfg: Settings) -> Figure:
+    fig = Figure(figsize=(15.0, 4.4), dpi=100, layout="constrained")
+    ax_zero, ax_traj, ax_zoom = fig.subplots(1, 3)
+    steps = np.arange(len(sub.zero_fraction))
+    ax_zero.plot(steps, sub.zero_fraction, color="tab:red", label="subgradient l1 (L1)")
+    ax_zero.plot(steps, prox.zero_fraction, color="tab:green", label="proximal l1 (L1Proximal)")
+    ax_zero.set_title("(a) fraction of weights exactly 0")
+    ax_zero.set_xlabel("training step")
+    ax_zero.set_ylabel("fraction of weights == 0")
+    ax_zero.set_ylim(-0.02, 1.02)
+    ax_zero.legend(fontsize=8)
+    colors = ["tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+    for i, j in enumerate(examples):
+        c = colors[i % len(colors)]
+        ax_traj.plot(
+            steps,
+            sub.weights[:, j],
+            color=c,
+            lw=0.9,
+            ls="--",
+            label="sign (subgradient) update" if i == 0 else None,
+        )
+        ax_traj.plot(
+            steps, prox.weights[:, j], color=c, lw=1.8, label="proximal step" if i == 0 else None
+        )
+    ax_traj.set_title(f"(b) {len(examples)} first-layer weights (same init and batches)")
+    j = examples[len(examples) // 2]
+    hit = first_zero(prox, j)
+    window = slice(max(0, hit - 25), min(len(steps), hit + 75))
+    step_size = cfg.lr * cfg.lam
+    ax_zoom.axhspan(-step_size, step_size, color="0.88", lw=0, label="±ηλ (one sign step)")
+    crossed = int(sign_changes(sub.weights[window, j : j + 1])[0])
+    ax_zoom.plot(
+        steps[window],
+        sub.weights[window, j],
+        ".--",
+        color="tab:red",
+        lw=0.9,
+        ms=3,
+        label=f"sign update: crosses 0 {crossed} times",
+    )
+    ax_zoom.plot(
+        steps[window],
+        prox.weights[window, j],
+        ".-",
+        color="tab:green",
+        lw=1.6,
+        ms=3,
+        label="proximal: stops at 0",
+    )
+    ax_zoom.set_ylim(-4 * step_size, 6 * step_size)
+    ax_zoom.set_title("(c) one weight near 0, step by step")
+    for ax in (ax_traj, ax_zoom):
+        ax.axhline(0.0, color="0.3", lw=0.8)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("weight value")
+        ax.legend(fontsize=8)
+    for ax in (ax_zero, ax_traj, ax_zoom):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def numbers(sub: Trace, prox: Trace, examples: list[int], cfg: Settings) -> dict:
+    return {
+        "settings": vars(cfg),
+        "subgradient l1": {
+            "final zero fraction": float(sub.zero_fraction[-1]),
+            "test error %": sub.test_error,
+            "mean sign changes per tracked weight": float(sign_changes(sub.weights).mean()),
+        },
+        "proximal l1": {
+            "final zero fraction": float(prox.zero_fraction[-1]),
+            "test error %": prox.test_error,
+            "mean sign changes per tracked weight": float(sign_changes(prox.weights).mean()),
+        },
+        "example sign changes (subgradient)": [int(sign_changes(sub.weights)[j]) for j in examples],
+        "example sign changes (proximal)": [int(sign_changes(prox.weights)[j]) for j in examples],
+    }
+
+
+def run(out: Path, cfg: Settings, root: str | None = None) -> tuple[Path, dict]:
+    """Train both, write ``<out>/proximal_l1.png`` and ``.json``; return the PNG and numbers."""
+    data = load_mnist(cfg.train_size, cfg.seed, root)
+    n_weights = cfg.hidden * int(np.prod(data.input_shape))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    tracked = torch.randperm(n_weights, generator=gen)[: cfg.tracked]
+    sub = train(L1(cfg.lam), "subgradient", data, cfg, tracked)
+    prox = train(L1Proximal(cfg.lam), "proximal", data, cfg, tracked)
+    examples = pick_examples(sub, prox)
+    result = numbers(sub, prox, examples, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{STEM}.png"
+    plot(sub, prox, examples, cfg).savefig(png, format="png")
+    caption = (
+        f"Proximal vs subgradient l1 on an MLP 784-{cfg.hidden}-10 (MNIST, {cfg.train_size} "
+        f"images, plain SGD η = {cfg.lr:g}, λ = {cfg.lam:g}, {cfg.steps} steps, same init and "
+        "batches). (a) Fraction of weights exactly 0: "
+        f"{result['subgradient l1']['final zero fraction']:.3f} with the sign (subgradient) "
+        f"update, {result['proximal l1']['final zero fraction']:.3f} with the proximal step. "
+        "(b, c) First-layer weights: under the sign update (dashed) they overshoot 0 by up "
+        "to ηλ and keep crossing it; under the proximal step (solid) they stop exactly at 0."
+    )
+    payload = {"caption": caption, "numbers": result}
+    (out / f"{STEM}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return png, result
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("reports/illustrations"))
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--lam", type=float, default=defaults.lam)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--train-size", type=int, default=defaults.train_size)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = Settings(
+        steps=args.steps, lr=args.lr, lam=args.lam, train_size=args.train_size, seed=args.seed
+    )
+    png, result = run(args.out, cfg)
+    print(json.dumps(result, indent=2))
+    print(png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

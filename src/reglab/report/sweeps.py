@@ -1,0 +1,422 @@
+"""Find Hydra sweeps and single runs under the log folder and read their summaries into pandas.
+
+A sweep is a folder holding Hydra's ``multirun.yaml``; its jobs are the folders below it
+(at any depth, up to the next sweep) that hold a ``summary.json`` or Hydra's
+``.hydra/overrides.yaml``. Only ``summary.json`` is read for results (never logs or
+checkpoints), so a job whose summary is missing, or says ``failed`` / ``diverged``, is
+listed as such and never plotted. Where Hydra's basic sweeper made the sweep, the jobs it
+was asked for are re-derived from ``multirun.yaml`` exactly as Hydra does, so jobs that
+never started are listed too, and job folders left over from an earlier sweep into the
+same folder are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from reglab.summary import SUMMARY
+
+MULTIRUN = "multirun.yaml"
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+NO_SUMMARY = "no summary"  # a job folder without summary.json: still running, or killed
+NOT_STARTED = "not started"  # asked for by the sweep, but no job folder exists
+COMPLETED = "completed"
+INTERRUPTED = "interrupted"  # stopped (e.g. Ctrl-C, preemption); rerunning resumes it
+#: Statuses of jobs that have not ended: the sweep is not finished while any job has one.
+UNFINISHED = (NO_SUMMARY, NOT_STARTED, INTERRUPTED)
+
+#: Overrides that only say how or where a job ran, not what it computed.
+PLUMBING_KEYS = frozenset(
+    {"name", "experiment", "scale", "launcher", "trainer", "logger", "threads", "hydra"}
+)
+
+#: Scalar metrics copied to their own columns (percent errors, nats, fractions, steps).
+METRIC_COLUMNS = (
+    "test_error",
+    "train_error",
+    "val_error",
+    "test_loss",
+    "train_loss",
+    "test_error_mc",
+    "zero_weight_fraction",
+    "label_noise_fraction",
+    "steps",
+    "steps_to_fit",
+)
+
+RUN_COLUMNS = (
+    "experiment",
+    "status",
+    "job",
+    "overrides",
+    "seed",
+    "wall_time_s",
+    *METRIC_COLUMNS,
+    "error",
+    "git_commit",
+    "path",
+    "sweep",
+    "choices",
+    "config",
+    "metrics",
+    "history",
+    "mtime",
+)
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class Sweep:
+    """One Hydra multirun: where it is, what it ran, and one row per job in ``runs``."""
+
+    root: Path
+    experiment: str
+    scale: str | None
+    runs: pd.DataFrame
+    multirun: dict[str, Any] = field(default_factory=dict)
+    ignored: int = 0  # job folders of an earlier sweep into the same folder
+
+    @property
+    def completed(self) -> pd.DataFrame:
+        """The jobs with a ``completed`` summary: the only ones a figure may use."""
+        return self.runs[self.runs["status"] == COMPLETED].reset_index(drop=True)
+
+    @property
+    def incomplete(self) -> pd.DataFrame:
+        """Failed, diverged, unfinished (no summary) and never-started jobs."""
+        return self.runs[self.runs["status"] != COMPLETED].reset_index(drop=True)
+
+    @property
+    def finished(self) -> bool:
+        """Every job has ended (completed, failed or diverged): none is still to run."""
+        return bool(len(self.runs)) and not self.runs["status"].isin(UNFINISHED).any()
+
+    @property
+    def started(self) -> float:
+        """When the sweep was launched (mtime of ``multirun.yaml``, seconds since epoch)."""
+        return _mtime(self.root / MULTIRUN)
+
+    @property
+    def wall_time_s(self) -> float:
+        """Summed wall time of the jobs with a summary (compute time, not elapsed time)."""
+        return float(pd.to_numeric(self.runs["wall_time_s"], errors="coerce").sum())
+
+    @property
+    def elapsed_s(self) -> float:
+        """From launch to the newest summary (seconds; 0 before any job has one)."""
+        ended_jobs = self.runs[~self.runs["status"].isin([NO_SUMMARY, NOT_STARTED])]  # summaries
+        ended = pd.to_numeric(ended_jobs["mtime"], errors="coerce").max()
+        return max(0.0, float(ended) - self.started) if ended == ended and ended else 0.0
+
+    @property
+    def sweep_overrides(self) -> list[str]:
+        """The command line of the sweep (with its comma-separated sweep values)."""
+        return list(_get(self.multirun, "hydra.overrides.task") or [])
+
+    def status_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.runs["status"].value_counts().items()}
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def default_log_dir() -> Path:
+    """``$REGLAB_LOG_DIR`` or ``logs``, as in ``conf/config.yaml``."""
+    return Path(os.environ.get("REGLAB_LOG_DIR") or "logs")
+
+
+def find_sweep_roots(roots: Iterable[str | Path]) -> list[Path]:
+    """Every folder holding a ``multirun.yaml`` at or below ``roots`` (sorted, no repeats)."""
+    found: set[Path] = set()
+    for root in map(Path, roots):
+        if (root / MULTIRUN).is_file():
+            found.add(root.resolve())
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not _skip_dir(d)]
+            if MULTIRUN in filenames:
+                found.add(Path(dirpath).resolve())
+    return sorted(found)
+
+
+def find_sweeps(roots: Iterable[str | Path]) -> list[Sweep]:
+    """Read every sweep at or below ``roots``, oldest first."""
+    sweep_roots = find_sweep_roots(roots)
+    sweeps = [read_sweep(r, nested=sweep_roots) for r in sweep_roots]
+    return sorted(sweeps, key=lambda s: (s.started, str(s.root)))
+
+
+def latest_sweeps(sweeps: Sequence[Sweep]) -> dict[str, Sweep]:
+    """The most recently launched sweep of each experiment, by experiment name."""
+    latest: dict[str, Sweep] = {}
+    for sweep in sorted(sweeps, key=lambda s: (s.started, str(s.root))):
+        latest[sweep.experiment] = sweep
+    return latest
+
+
+def read_sweep(root: str | Path, nested: Sequence[Path] = ()) -> Sweep:
+    """One sweep: its ``multirun.yaml`` and a row per job (see module docstring)."""
+    root = Path(root).resolve()
+    multirun = _load_yaml(root / MULTIRUN)
+    others = [n for n in map(Path, nested) if n != root and _is_below(n, root)]
+    jobs = [j for j in job_dirs(root) if not any(_is_below(j, n) for n in others)]
+    rows = [read_job(j, sweep=root) for j in jobs]
+    expected = expected_jobs(multirun)
+    ignored = 0
+    if expected is not None:
+        keys = {_key(r["overrides"]) for r in rows}
+        if keys & set(expected) or not rows:
+            ignored = sum(_key(r["overrides"]) not in expected for r in rows)
+            rows = [r for r in rows if _key(r["overrides"]) in expected]
+            rows += [_not_started(o, root) for k, o in expected.items() if k not in keys]
+    experiment = _experiment_name(rows, multirun, root)
+    for row in rows:
+        row["experiment"] = row["experiment"] or experiment
+    runs = _frame(rows)
+    return Sweep(root, experiment, _scale(rows, multirun), runs, multirun, ignored)
+
+
+def job_dirs(root: str | Path) -> list[Path]:
+    """Folders below ``root`` that are Hydra jobs (a summary or ``.hydra/overrides.yaml``)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        path = Path(dirpath)
+        if SUMMARY in filenames or (path / OVERRIDES).is_file():
+            if path != Path(root):
+                out.append(path)
+            dirnames[:] = []  # a job's own folders (checkpoints, csv, wandb) hold no jobs
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
+    return sorted(out)
+
+
+def find_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
+    """Every run below ``roots`` — sweep jobs and single runs — one row each.
+
+    Sweep jobs carry the sweep's bookkeeping (never-started jobs included); single runs
+    (``logs/runs/<name>/<time>/``) are read on their own.
+    """
+    roots = list(roots)
+    sweeps = find_sweeps(roots)
+    frames = [s.runs for s in sweeps]
+    seen = {Path(p) for f in frames for p in f["path"] if isinstance(p, str)}
+    loose = [
+        read_job(j, sweep=None)
+        for root in roots
+        for j in job_dirs(root)
+        if j.resolve() not in seen and not any(_is_below(j.resolve(), s.root) for s in sweeps)
+    ]
+    frames.append(_frame(loose))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _frame([])
+    return pd.concat(frames, ignore_index=True).sort_values("mtime", kind="stable")
+
+
+# --------------------------------------------------------------------------- one job
+
+
+def read_job(job: str | Path, sweep: Path | None) -> dict[str, Any]:
+    """One row for a job folder, from its summary (or Hydra's files if it has none)."""
+    job = Path(job).resolve()
+    summary = _load_json(job / SUMMARY)
+    row: dict[str, Any] = dict.fromkeys(RUN_COLUMNS)
+    row.update(path=str(job), sweep=str(sweep) if sweep else None, mtime=_mtime(job / SUMMARY))
+    row["job"] = str(job.relative_to(sweep)) if sweep else job.name
+    if summary is None:
+        overrides = _load_yaml(job / OVERRIDES)
+        row.update(
+            status=NO_SUMMARY,
+            overrides=list(overrides) if isinstance(overrides, list) else [],
+            config=_load_yaml(job / ".hydra" / "config.yaml"),
+            choices={},
+            metrics={},
+            history=[],
+            mtime=_mtime(job),
+        )
+        row["experiment"] = (row["config"] or {}).get("name")
+        row["seed"] = (row["config"] or {}).get("seed")
+        return row
+    metrics = summary.get("metrics") or {}
+    row.update(
+        experiment=summary.get("name"),
+        status=summary.get("status", "failed"),
+        overrides=list(summary.get("overrides") or []),
+        seed=summary.get("seed"),
+        wall_time_s=summary.get("wall_time_s"),
+        error=summary.get("error"),
+        git_commit=summary.get("git_commit"),
+        choices=dict(summary.get("choices") or {}),
+        config=dict(summary.get("config") or {}),
+        metrics=metrics,
+        history=list(summary.get("history") or []),
+    )
+    for key in METRIC_COLUMNS:
+        row[key] = metrics.get(key)
+    return row
+
+
+def _not_started(overrides: list[str], sweep: Path) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(RUN_COLUMNS)
+    row.update(
+        status=NOT_STARTED,
+        overrides=list(overrides),
+        job=short_overrides(overrides),
+        sweep=str(sweep),
+        choices={},
+        config={},
+        metrics={},
+        history=[],
+        mtime=0.0,
+    )
+    return row
+
+
+# --------------------------------------------------------------------------- expected jobs
+
+
+def expected_jobs(multirun: dict[str, Any]) -> dict[frozenset[str], list[str]] | None:
+    """The jobs Hydra's basic sweeper makes of this ``multirun.yaml`` (None if unknown).
+
+    Mirrors ``BasicSweeper.sweep``: ``hydra.sweeper.params`` first (interpolations such as
+    ``${scale.seeds}`` resolved against the sweep's config, as Hydra does), then the
+    command-line overrides, expanded into their cartesian product by Hydra's own parser.
+    """
+    target = str(_get(multirun, "hydra.sweeper._target_") or "")
+    task = _get(multirun, "hydra.overrides.task")
+    if not target.endswith("BasicSweeper") or not isinstance(task, list):
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        params = OmegaConf.create(multirun).hydra.sweeper.params or {}
+        args = [f"{k}={params[k]}" for k in params] + [str(t) for t in task]
+        parsed = OverridesParser.create().parse_overrides(args)
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # a sweep this reader cannot re-derive: list what is there
+        return None
+    return {_key(job): list(job) for batch in batches for job in batch}
+
+
+# --------------------------------------------------------------------------- helpers for figures
+
+
+def config_value(config: dict[str, Any] | None, dotted: str, default: Any = None) -> Any:
+    """``config["a"]["b"]`` for ``"a.b"``; ``default`` where a key is missing."""
+    node: Any = config or {}
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def column(runs: pd.DataFrame, dotted: str, default: Any = None) -> pd.Series:
+    """A config value of every run as a Series (``"model.hidden"``, ``"corruption.q"``)."""
+    return runs["config"].map(lambda c: config_value(c, dotted, default))
+
+
+def choice(runs: pd.DataFrame, group: str, default: str | None = None) -> pd.Series:
+    """The option chosen in a config group for every run (``"regularizer"`` → ``"l1"``)."""
+    return runs["choices"].map(lambda c: (c or {}).get(group, default))
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
+def short_overrides(overrides: Sequence[str], sep: str = ",") -> str:
+    """The overrides that say what a job computed (``name=…``, ``trainer=…`` dropped)."""
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PLUMBING_KEYS]
+    return sep.join(kept)
+
+
+# --------------------------------------------------------------------------- private
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+
+
+def _key(overrides: Iterable[str]) -> frozenset[str]:
+    return frozenset(str(o) for o in overrides)
+
+
+def _experiment_name(rows: list[dict[str, Any]], multirun: dict[str, Any], root: Path) -> str:
+    names = [r["experiment"] for r in rows if r.get("experiment")]
+    if names:
+        return max(set(names), key=names.count)
+    name = multirun.get("name") if isinstance(multirun, dict) else None
+    if isinstance(name, str) and "${" not in name:
+        return name
+    parts = root.parts
+    return parts[parts.index("sweeps") + 1] if "sweeps" in parts[:-1] else root.name
+
+
+def _scale(rows: list[dict[str, Any]], multirun: dict[str, Any]) -> str | None:
+    """The sweep's scale: the ``scale`` group's choice, else a ``scale=`` override."""
+    for row in rows:
+        if (row.get("choices") or {}).get("scale"):
+            return str(row["choices"]["scale"])
+    chosen = _get(multirun, "hydra.runtime.choices.scale")
+    if chosen:
+        return str(chosen)
+    for item in _get(multirun, "hydra.overrides.task") or []:
+        key, _, value = str(item).partition("=")
+        if key.lstrip("+~") == "scale":
+            return value
+    return None
+
+
+def _get(data: Any, dotted: str) -> Any:
+    return config_value(data if isinstance(data, dict) else {}, dotted)
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _is_below(path: Path, parent: Path) -> bool:
+    return path != parent and parent in path.parents
+
+
+def _skip_dir(name: str) -> bool:
+    """Folders that never hold jobs: hidden ones, checkpoints, logger output."""
+    return name.startswith(".") or name in {"checkpoints", "csv", "tensorboard", "wandb"}

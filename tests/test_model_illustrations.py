@@ -1,0 +1,133 @@
+"""The lecture illustrations that train a model (scripts/illustrate_*.py), on real MNIST at a
+tiny size: proximal ℓ1 makes exact zeros that stay put while the sign update crosses zero;
+the dropout autoencoder's figures and numbers are written and reglab-report includes them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reglab.models import RetentionDropout
+from reglab.report import cli
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def proximal() -> ModuleType:
+    return _script("illustrate_proximal_l1")
+
+
+@pytest.fixture(scope="module")
+def autoencoder() -> ModuleType:
+    return _script("illustrate_autoencoder")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- proximal ℓ1
+
+
+def test_sign_changes_counts_crossings_not_stops(proximal: ModuleType) -> None:
+    traj = np.array([[1.0, 1.0], [-1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert proximal.sign_changes(traj).tolist() == [2, 0]
+
+
+def test_proximal_step_stops_weights_at_zero_subgradient_crosses(
+    proximal: ModuleType, data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = proximal.Settings(steps=150, lr=0.05, lam=2e-3, hidden=32, train_size=500, tracked=500)
+    png, numbers = proximal.run(tmp_path, cfg, root=str(data_dir))
+    sub, prox = numbers["subgradient l1"], numbers["proximal l1"]
+    assert prox["final zero fraction"] > 0.2
+    assert sub["final zero fraction"] < 0.01  # the sign update almost never lands on 0
+    assert (
+        sub["mean sign changes per tracked weight"] > prox["mean sign changes per tracked weight"]
+    )
+    assert all(n == 0 for n in numbers["example sign changes (proximal)"])
+    assert all(n >= 2 for n in numbers["example sign changes (subgradient)"])
+    payload = json.loads((tmp_path / "proximal_l1.json").read_text())
+    assert "exactly 0" in payload["caption"] and payload["numbers"] == numbers
+    with Image.open(png) as img:
+        assert img.size == (1500, 440)
+
+
+# --------------------------------------------------------------------------- autoencoder
+
+
+def test_autoencoder_has_256_relu_units_and_retention_dropout(autoencoder: ModuleType) -> None:
+    net = autoencoder.autoencoder(0.5, seed=0)
+    assert net.fc1.out_features == 256 and net.out.out_features == 784
+    drops = [m for m in net.modules() if isinstance(m, RetentionDropout)]
+    assert len(drops) == 1 and drops[0].p == 0.5
+    assert not any(
+        isinstance(m, RetentionDropout) for m in autoencoder.autoencoder(1.0, 0).modules()
+    )
+
+
+def test_tile_grid_puts_each_unit_in_its_own_tile(autoencoder: ModuleType) -> None:
+    weights = np.zeros((4, 784))
+    weights[3, 0] = -2.0
+    grid = autoencoder.tile_grid(weights)
+    assert grid.shape == (2 * 29 + 1, 2 * 29 + 1)
+    assert grid[30, 30] == -1.0  # unit 3 = row 1, col 1; scaled to [-1, 1]
+    assert np.isnan(grid[0, 0])  # padding
+
+
+def test_autoencoder_figures_and_numbers(
+    autoencoder: ModuleType, data_dir: Path, tmp_path: Path
+) -> None:
+    cfg = autoencoder.Settings(steps=40, train_size=500, probe_size=200)
+    numbers = autoencoder.run(tmp_path, cfg, root=str(data_dir))
+    plain, dropout = numbers["without dropout"], numbers["dropout p = 0.5"]
+    assert plain["published mean activation (about)"] == 2.0  # from published.yaml
+    assert dropout["published mean activation (about)"] == 0.7
+    assert plain["mean activation"] > 0 and dropout["mean activation"] > 0
+    for stem in ("autoencoder_features", "autoencoder_sparsity"):
+        payload = json.loads((tmp_path / f"{stem}.json").read_text())
+        assert "Srivastava et al. 2014 Fig" in payload["caption"]
+        with Image.open(tmp_path / f"{stem}.png") as img:
+            assert min(img.size) > 300
+    caption = json.loads((tmp_path / "autoencoder_sparsity.json").read_text())["caption"]
+    assert f"{plain['mean activation']:.2f}" in caption and "published ≈ 2" in caption
+
+
+def test_report_includes_what_the_scripts_wrote(
+    proximal: ModuleType, autoencoder: ModuleType, data_dir: Path, tmp_path: Path
+) -> None:
+    ill = tmp_path / "site" / "illustrations"
+    proximal.run(
+        ill, proximal.Settings(steps=20, hidden=16, train_size=200, tracked=100), root=str(data_dir)
+    )
+    autoencoder.run(
+        ill, autoencoder.Settings(steps=5, train_size=200, probe_size=50), root=str(data_dir)
+    )
+    page = cli.build_report([tmp_path / "no-logs"], tmp_path / "site")
+    html = page.read_text(encoding="utf-8")
+    assert html.count('src="data:image/png;base64,') == 5  # 2 numpy + 3 model illustrations
+    assert "Not generated yet" not in html
+    assert "Proximal vs subgradient l1" in html and "Features learned" in html
+    assert "no sweep" in html  # no sweeps at all: every experiment says so
