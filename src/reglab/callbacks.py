@@ -70,37 +70,47 @@ class MomentumRamp(pl.Callback):
 
 
 class SaveOnInterrupt(pl.Callback):
-    """Save ``last.ckpt`` when SIGTERM or SIGINT stops training, so the same command resumes.
+    """Save ``last.ckpt`` when a signal stops training, so the same command resumes.
 
-    Lightning already turns SIGTERM (sent by SLURM on pre-emption or time-out, or by
-    ``kill``) into a clean stop after the current batch. SIGINT (Ctrl-C) is routed the same
-    way, so the checkpoint never holds a half-done optimizer step; a second Ctrl-C
-    interrupts at once.
+    Lightning already turns SIGTERM (``kill``, SLURM's pre-emption and time limits) into a
+    clean stop after the current batch. SIGINT (Ctrl-C) and SIGUSR2 (submitit's warning
+    before a time-out or pre-emption) are routed the same way, so a checkpoint never holds
+    a half-done optimizer step. After saving, submitit's own SIGUSR2 handler runs: it
+    requeues the job, which then resumes from the checkpoint. A second Ctrl-C stops at once.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGUSR2)
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._previous_sigint = None
+        self._previous: dict[int, object] = {}
+        self._received: int | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
 
         def graceful(signum, frame) -> None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._received = signum
+            if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             trainer._signal_connector.received_sigterm = True
 
-        self._previous_sigint = signal.signal(signal.SIGINT, graceful)
+        self._previous = {sig: signal.signal(sig, graceful) for sig in self.SIGNALS}
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
 
     def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        previous = self._previous.get(signal.SIGUSR2)
         self._restore()
         if isinstance(exception, SIGTERMException | KeyboardInterrupt):
             trainer.save_checkpoint(self.path)
+            if self._received == signal.SIGUSR2 and callable(previous):
+                previous(signal.SIGUSR2, None)  # submitit: requeue this job, then exit
 
     def _restore(self) -> None:
-        if self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+        for sig, handler in self._previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(sig, handler)
+        self._previous = {}
