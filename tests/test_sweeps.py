@@ -1,0 +1,285 @@
+"""The paper experiments as Hydra sweeps: they compose, validate, launch, fail, and resume.
+
+Real sweeps are minutes long; these run the same configs shrunk to a few updates on
+scikit-learn's digits (or a synthetic CIFAR-10), through the real CLI in a subprocess.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CONF, read_summary, run_cli
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf, open_dict
+
+from reglab.validation import validate
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+SCALES = ("quick", "paper")
+SEEDS = {"quick": 2, "paper": 3}
+
+
+def test_all_issue_experiments_exist():
+    assert set(EXPERIMENTS) == {
+        "dropout_rate_fixed_n",
+        "dropout_rate_fixed_pn",
+        "data_size",
+        "architectures",
+        "randomization",
+        "label_corruption",
+        "batchnorm",
+        "penalties",
+    }
+
+
+def _grid(cfg) -> list[list[tuple[str, object]]]:
+    """The sweep's axes, each a list of (key or group, parsed value), from hydra.sweeper.params."""
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params, resolve=True)
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return [[(o.key_or_group, v) for v in o.sweep_iterator()] for o in parsed]
+
+
+def _resolves(cfg) -> None:
+    """Every value resolves (the loggers' ${hydra:...} paths exist only in a job)."""
+    plain = cfg.copy()
+    with open_dict(plain):
+        del plain["logger"]
+    OmegaConf.to_container(plain, resolve=True, throw_on_missing=True)
+
+
+def _is_group(key: str) -> bool:
+    return (CONF / key).is_dir()
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_every_grid_value_validates(experiment, scale):
+    """Every value of every axis, in the composed config, passes reglab's validation.
+
+    Group values (regularizer=l2, model=small_alexnet) are composed by Hydra; key values
+    are set on the composed config, which is how Hydra applies them too (composing every
+    grid point would take minutes).
+    """
+    base = [f"experiment={experiment}", f"scale={scale}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        full = compose("config", overrides=base, return_hydra_config=True)
+        grid = _grid(full)
+        axes = {axis[0][0]: axis for axis in grid}
+        assert full.name == experiment and full.scale.name == scale
+        assert len(axes["seed"]) == SEEDS[scale]
+        assert str(full.hydra.sweep.dir).endswith(f"sweeps/{experiment}/{scale}")
+        job = compose("config", overrides=base)
+        validate(job)
+        for key, values in axes.items():
+            for _, value in values:
+                if _is_group(key):
+                    cfg = compose("config", overrides=[*base, f"{key}={value}"])
+                else:
+                    cfg = job.copy()
+                    OmegaConf.update(cfg, key, value, merge=False)
+                validate(cfg)
+                _resolves(cfg)
+    n_jobs = 1
+    for values in axes.values():
+        n_jobs *= len(values)
+    assert n_jobs >= 2 * SEEDS[scale]
+
+
+def test_quick_scale_shrinks_the_paper_protocol():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        quick = compose("config", ["experiment=dropout_rate_fixed_n", "scale=quick"])
+        paper = compose("config", ["experiment=dropout_rate_fixed_n", "scale=paper"])
+        assert list(paper.model.hidden) == [2048, 2048, 2048]
+        assert list(quick.model.hidden) == [512, 512, 512]
+        assert paper.dropout.p_input == quick.dropout.p_input == 1.0
+        assert paper.regularizer.c == 2.0 and paper.optimizer.momentum == 0.95
+        assert paper.trainer.max_steps == 1_000_000 > quick.trainer.max_steps
+        pn = compose(
+            "config", ["experiment=dropout_rate_fixed_pn", "scale=paper", "fixed_pn.p=p0.4"]
+        )
+        assert pn.dropout.p_hidden == 0.4 and list(pn.model.hidden) == [640, 640, 1280]
+        cifar = compose("config", ["experiment=randomization", "scale=paper"])
+        assert cifar.data.name == "cifar10" and cifar.data.normalize == "per_image"
+        assert cifar.optimizer.lr == 0.01 and cifar.scheduler.gamma == 0.95
+
+
+def _hydra_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_local"])
+def test_gpu_trainer_asks_the_launcher_for_gpus(launcher):
+    gpu = _hydra_cfg(f"launcher={launcher}", "trainer=gpu")
+    assert gpu.hydra.launcher.gpus_per_node >= 1
+    cpu = _hydra_cfg(f"launcher={launcher}", "trainer=cpu")
+    assert cpu.hydra.launcher.gpus_per_node == 0
+    two = _hydra_cfg(f"launcher={launcher}", "trainer=gpu", "trainer.devices=2")
+    assert two.hydra.launcher.gpus_per_node == 2
+    assert cpu.threads == cpu.hydra.launcher.cpus_per_task
+
+
+def test_launcher_choices():
+    slurm = _hydra_cfg("experiment=penalties", "launcher=slurm", "hydra.launcher.partition=gpu")
+    launcher = slurm.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.timeout_min > 0 and launcher.mem_gb > 0
+    assert launcher.array_parallelism > 0 and launcher.cpus_per_task == slurm.threads
+    assert str(launcher.submitit_folder).startswith(str(slurm.hydra.sweep.dir))
+    joblib = _hydra_cfg("launcher=joblib")
+    assert joblib.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert joblib.hydra.launcher.n_jobs * joblib.threads <= 2  # this machine's cores
+    local = _hydra_cfg("launcher=local")
+    assert local.hydra.launcher._target_.endswith("BasicLauncher")
+    assert _hydra_cfg().hydra.launcher._target_.endswith("BasicLauncher")
+
+
+# -- tiny sweeps through the real CLI ------------------------------------------------------
+
+# penalties' grid replaced by two jobs; digits keeps them to seconds and needs no download.
+TINY = [
+    "-m",
+    "experiment=penalties",
+    "data=digits",
+    "data.train_size=null",
+    "model.hidden=[32]",
+    "regularizer=l2",
+    "regularizer.lam=0.0001",
+    "trainer.max_steps=30",
+    "trainer.val_check_interval=10",
+    "probe_size=100",
+]
+GOOD = "optimizer.lr=0.05"  # the other job's lr, 1e6, makes the loss overflow: diverged
+
+
+def _jobs(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: read_summary(p.parent) for p in sweep.glob("*/summary.json")}
+
+
+def _failing_sweep(tmp_path: Path, *extra: str):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        *TINY, "seed=0", f"{GOOD},1e6", f"hydra.sweep.dir={sweep}", *extra, cwd=tmp_path
+    )
+    return sweep, result
+
+
+def _check_one_failed_one_completed(sweep: Path, result) -> tuple[Path, Path]:
+    jobs = _jobs(sweep)
+    good = next(name for name in jobs if GOOD in name)
+    bad = next(name for name in jobs if GOOD not in name)  # optimizer.lr=1e6 (as Hydra spells it)
+    assert len(jobs) == 2, result.stderr[-3000:]
+    assert jobs[good]["status"] == "completed" and jobs[good]["metrics"]["steps"] == 30
+    assert jobs[bad]["status"] == "diverged" and "loss" in jobs[bad]["error"]
+    # Every job runs; the failed one is named at the end and the sweep exits with status 1.
+    assert result.returncode == 1
+    assert "1 jobs of the sweep did not complete" in result.stderr
+    assert f"job {bad}: diverged" in result.stdout + result.stderr
+    return sweep / good, sweep / bad
+
+
+def test_basic_launcher_failed_job_is_recorded_others_go_on_rerun_skips(tmp_path):
+    sweep, result = _failing_sweep(tmp_path, "launcher=local")
+    good, bad = _check_one_failed_one_completed(sweep, result)
+    # A job's directory is named from its overrides, less experiment/scale/launcher/...
+    expected = sorted([*TINY[2:], "seed=0", GOOD])
+    assert good.name == ",".join(expected)
+    before = (good / "summary.json").stat().st_mtime_ns, (good / "summary.json").read_bytes()
+
+    started = time.monotonic()
+    again = run_cli(
+        *TINY, "seed=0", f"{GOOD},1e6", f"hydra.sweep.dir={sweep}", "launcher=local", cwd=tmp_path
+    )
+    rerun_s = time.monotonic() - started
+    after = (good / "summary.json").stat().st_mtime_ns, (good / "summary.json").read_bytes()
+    assert after == before  # the completed job is untouched...
+    assert "already completed, skipping" in (good / "train.log").read_text()
+    # ...and the failed one is tried again (and fails again).
+    assert read_summary(bad)["status"] == "diverged" and again.returncode != 0
+    assert rerun_s < 60
+
+
+def test_joblib_failed_job_recorded_and_one_wandb_run_per_job(tmp_path):
+    # n_jobs=1: one worker process runs both jobs in turn, as joblib reuses its workers.
+    sweep, result = _failing_sweep(
+        tmp_path, "launcher=joblib", "launcher.n_jobs=1", "logger=[csv,wandb]"
+    )
+    good, bad = _check_one_failed_one_completed(sweep, result)
+    run_ids = set()
+    for job in (good, bad):
+        runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, runs
+        run_ids.add(runs[0].name.rsplit("-", 1)[-1])
+    assert len(run_ids) == 2
+    wandb_cfg = read_summary(good)["config"]["logger"]["wandb"]
+    assert wandb_cfg["group"] == "penalties/quick"  # the sweep's runs share a group
+
+
+# -- the CIFAR-10 path of the paper-scale randomization experiment --------------------------
+
+SITECUSTOMIZE = '''\
+"""Test only: accept synthetic CIFAR-10 files (torchvision checks the real files' md5)."""
+import os
+
+import torchvision.datasets.cifar as _cifar
+
+_cifar.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)
+'''
+
+
+def _fake_cifar10(root: Path, per_batch: int = 60, test: int = 40) -> None:
+    """torchvision's CIFAR-10 layout with random images: 5 train batches, test, meta."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def batch(n: int) -> dict:
+        return {
+            "data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
+            "labels": rng.integers(0, 10, n).tolist(),
+        }
+
+    for name, n in [*((f"data_batch_{i}", per_batch) for i in range(1, 6)), ("test_batch", test)]:
+        with (folder / name).open("wb") as f:
+            pickle.dump(batch(n), f)
+    with (folder / "batches.meta").open("wb") as f:
+        pickle.dump({"label_names": [f"class{k}" for k in range(10)]}, f)
+
+
+def test_randomization_paper_scale_runs_on_cifar10_layout(tmp_path, monkeypatch):
+    root = tmp_path / "cifar"
+    _fake_cifar10(root)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("REGLAB_DATA_DIR", str(root))
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "experiment=randomization",
+        "scale=paper",
+        "model=small_alexnet",
+        "model.channels=[4,8]",
+        "model.fc=[16]",
+        "corruption=random_labels",
+        "seed=0",
+        "trainer.max_epochs=2",
+        "probe_size=20",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (summary,) = _jobs(sweep).values()
+    assert summary["status"] == "completed"
+    cfg = summary["config"]
+    assert cfg["data"]["name"] == "cifar10" and cfg["data"]["root"] == str(root)
+    assert cfg["data"]["normalize"] == "per_image" and cfg["scheduler"]["gamma"] == 0.95
+    assert summary["metrics"]["steps"] == 6  # 300 images, batch 100, 2 epochs
+    assert summary["metrics"]["label_noise_fraction"] > 0.5  # random labels
+    assert "train_eval/error" in summary["history"][-1]
