@@ -117,6 +117,9 @@ BAD = [
     ("data.name=svhn", "data.name='svhn': must be one of mnist"),
     ("corruption=partial_labels corruption.q=1.2", "corruption.q=1.2: must be a probability"),
     ("+model.depth=3", "model.depth: unknown key; allowed keys are"),
+    ("data.batch_size=0", "data.batch_size=0: must be an integer > 0"),
+    ("data.train_size=0", "data.train_size=0: must be null or an integer > 0"),
+    ("model=cnn model.kernel_size=4", "model.kernel_size=4: must be an odd integer > 0"),
     ("data.root=/nonexistent data.download=false", "data.root=/nonexistent: MNIST not found"),
 ]
 
