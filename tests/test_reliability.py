@@ -93,7 +93,7 @@ def test_kill_9_loses_only_the_work_since_the_last_checkpoint(tmp_path, data_dir
     again = run_cli(*RUN, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = read_summary(run_dir)
-    assert resumed["resumed_from_step"] % 25 == 0 and resumed["resumed_from_step"] > 0
+    assert resumed["resumed_from_step"] in (25, 50, 75)  # an epoch-end checkpoint, mid-run
     assert _final(resumed) == _final(uninterrupted)
     assert not (run_dir / "checkpoints").exists()  # completed: checkpoints cleaned up
 

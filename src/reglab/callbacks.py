@@ -1,7 +1,8 @@
-"""Callbacks: metric history for summary.json, Srivastava's momentum ramp, save on interrupt."""
+"""Callbacks: metric history for summary.json, Srivastava's momentum ramp, resumable checkpoints."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -69,22 +70,40 @@ class MomentumRamp(pl.Callback):
                     group["betas"] = (value, group["betas"][1])
 
 
-class SaveOnInterrupt(pl.Callback):
-    """Save ``last.ckpt`` when a signal stops training, so the same command resumes.
+class ResumableCheckpoint(pl.Callback):
+    """Keep ``last.ckpt`` current, so that the same command resumes a run cut off anywhere.
 
-    Lightning already turns SIGTERM (``kill``, SLURM's pre-emption and time limits) into a
-    clean stop after the current batch. SIGINT (Ctrl-C) and SIGUSR2 (submitit's warning
-    before a time-out or pre-emption) are routed the same way, so a checkpoint never holds
-    a half-done optimizer step. After saving, submitit's own SIGUSR2 handler runs: it
-    requeues the job, which then resumes from the checkpoint. A second Ctrl-C stops at once.
+    Saved after every epoch (or every ``every_n_steps`` updates) and when a signal stops
+    training. Lightning already turns SIGTERM (``kill``, SLURM's pre-emption and time
+    limits) into a clean stop after the current batch; SIGINT (Ctrl-C) and SIGUSR2
+    (submitit's warning before a time-out or pre-emption) are routed the same way, so a
+    checkpoint never holds a half-done optimizer step. After saving on SIGUSR2, submitit's
+    own handler runs: it requeues the job, which then resumes from the checkpoint. A second
+    Ctrl-C stops at once. Each save goes to a temporary file that is then renamed, so a
+    ``kill -9`` mid-write leaves the previous checkpoint intact.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGUSR2)
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, every_n_steps: int | None = None) -> None:
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
         self._previous: dict[int, object] = {}
         self._received: int | None = None
+
+    def save(self, trainer: pl.Trainer) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.every_n_steps:
+            self.save(trainer)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -105,7 +124,7 @@ class SaveOnInterrupt(pl.Callback):
         previous = self._previous.get(signal.SIGUSR2)
         self._restore()
         if isinstance(exception, SIGTERMException | KeyboardInterrupt):
-            trainer.save_checkpoint(self.path)
+            self.save(trainer)
             if self._received == signal.SIGUSR2 and callable(previous):
                 previous(signal.SIGUSR2, None)  # submitit: requeue this job, then exit
 

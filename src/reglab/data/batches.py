@@ -69,7 +69,8 @@ class TensorBatches:
             # prefetch from loaders that have a length.)
             self._served = i + 1
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.images[idx], self.labels[idx]
+            # index_select: a fast path for uint8 rows that indexing with [idx] lacks
+            yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "batches_served": self._served}
