@@ -119,3 +119,26 @@ def test_truncated_mnist_file_is_detected(tmp_path, data_dir):
 def test_unknown_data_set_names_the_key():
     with pytest.raises(DataError, match=r"data.name='svhn': allowed are mnist"):
         load("svhn", "unused")
+
+
+def _write_idx(path, array):
+    """An IDX file as torchvision reads it (uint8 data, big-endian dims)."""
+    import numpy as np
+
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">i4").tobytes()
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_loads_from_torchvision_layout(tmp_path):
+    """Fashion-MNIST's real loading path, on a synthetic stand-in of the same shapes."""
+    import numpy as np
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 10)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, (n,)))
+    data = load("fashion_mnist", tmp_path, download=False)
+    assert data.train.images.shape == (60, 1, 28, 28) and data.test.images.shape == (10, 1, 28, 28)
+    assert data.train.images.dtype == torch.uint8 and data.num_classes == 10
