@@ -13,6 +13,17 @@ from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+# The papers' experiments the project reproduces, one sweep each (conf/experiment/).
+ISSUE_EXPERIMENTS = {
+    "dropout_rate_fixed_n",
+    "dropout_rate_fixed_pn",
+    "data_size",
+    "architectures",
+    "randomization",
+    "label_corruption",
+    "batchnorm",
+    "penalties",
+}
 DATA_DIR = Path(os.environ.get("REGLAB_DATA_DIR", ROOT.parent / "shared" / "data"))
 # Set for the whole session (module-scoped fixtures and subprocesses see them too).
 os.environ["REGLAB_DATA_DIR"] = str(DATA_DIR)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF, read_summary, run_cli
+from conftest import CONF, ISSUE_EXPERIMENTS, read_summary, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
@@ -25,16 +25,7 @@ SEEDS = {"quick": 2, "paper": 3}
 
 
 def test_all_issue_experiments_exist():
-    assert set(EXPERIMENTS) == {
-        "dropout_rate_fixed_n",
-        "dropout_rate_fixed_pn",
-        "data_size",
-        "architectures",
-        "randomization",
-        "label_corruption",
-        "batchnorm",
-        "penalties",
-    }
+    assert set(EXPERIMENTS) == ISSUE_EXPERIMENTS
 
 
 def _grid(cfg) -> list[list[tuple[str, object]]]:
