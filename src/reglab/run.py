@@ -219,7 +219,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 def _checkpoint_step(path: Path) -> int | None:
     if not path.exists():
         return None
-    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
 
 
 def _overrides() -> list[str]:

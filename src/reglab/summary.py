@@ -1,7 +1,8 @@
 """summary.json: the one record of a run that sweeps and reports read.
 
-Written atomically (temporary file, then rename) so a run without a complete summary
-is never mistaken for a finished one.
+Its ``status`` is ``completed``, ``failed``, ``diverged`` or ``interrupted``. Written
+atomically (temporary file, then rename) so a run without a complete summary is never
+mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY = "summary.json"
-STATUSES = ("completed", "failed", "diverged", "interrupted")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -38,11 +38,6 @@ def read_summary(run_dir: Path) -> dict | None:
         return json.loads((Path(run_dir) / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
-
-
-def is_completed(run_dir: Path) -> bool:
-    summary = read_summary(run_dir)
-    return bool(summary) and summary.get("status") == "completed"
 
 
 def git_commit() -> str | None:

@@ -123,6 +123,9 @@ class TensorDataModule(pl.LightningDataModule):
             self.splits = {
                 k: Split(s.images.to(device), s.labels.to(device)) for k, s in self.splits.items()
             }
+        if self.trainer is not None:  # batches arrive on this device: no per-step copies
+            device = self.trainer.strategy.root_device
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
 
     def _world(self) -> tuple[int, int]:
         if self.trainer is None:
