@@ -119,6 +119,8 @@ BAD = [
     ("+model.depth=3", "model.depth: unknown key; allowed keys are"),
     ("data.batch_size=0", "data.batch_size=0: must be an integer > 0"),
     ("data.train_size=0", "data.train_size=0: must be null or an integer > 0"),
+    ("data.crop=0", "data.crop=0: must be null or an integer > 0"),
+    ("data.crop=29", "data.crop=29: must be <= 28 (image size)"),
     ("model=cnn model.kernel_size=4", "model.kernel_size=4: must be an odd integer > 0"),
     ("data.root=/nonexistent data.download=false", "data.root=/nonexistent: MNIST not found"),
 ]

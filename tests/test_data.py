@@ -7,7 +7,7 @@ import torch
 
 from reglab.data import DataError, PartialLabels, TensorDataModule
 from reglab.data.batches import EpochPermutation, TensorBatches
-from reglab.data.datamodule import subset
+from reglab.data.datamodule import centre_crop, subset
 from reglab.data.sources import Split, load
 
 
@@ -81,6 +81,22 @@ def test_mnist_module_holds_out_validation_and_subsets_the_rest(data_dir):
     # test labels untouched: same as the official file
     raw = load("mnist", data_dir, download=False)
     assert torch.equal(test.labels, raw.test.labels)
+
+
+def test_centre_crop_keeps_the_central_pixels():
+    """Zhang et al. App. A: the central 28x28 of CIFAR's 32x32; here 4x4 of 6x6 and 3x3."""
+    images = torch.arange(2 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6)
+    split = Split(images, torch.tensor([0, 1]))
+    assert torch.equal(centre_crop(split, 4).images, images[..., 1:5, 1:5])
+    assert torch.equal(centre_crop(split, 3).images, images[..., 1:4, 1:4])
+    with pytest.raises(DataError, match=r"data\.crop=7: must be <= 6"):
+        centre_crop(split, 7)
+
+
+def test_crop_applies_to_every_split():
+    data = TensorDataModule("digits", root="unused", val_size=100, crop=6).load()
+    assert data.input_shape == (1, 6, 6)
+    assert {tuple(s.images.shape[1:]) for s in data.splits.values()} == {(1, 6, 6)}
 
 
 def test_digits_load_offline():

@@ -96,7 +96,23 @@ def test_quick_scale_shrinks_the_paper_protocol():
         assert pn.dropout.p_hidden == 0.4 and list(pn.model.hidden) == [640, 640, 1280]
         cifar = compose("config", ["experiment=randomization", "scale=paper"])
         assert cifar.data.name == "cifar10" and cifar.data.normalize == "per_image"
+        assert cifar.data.crop == 28  # Zhang et al. App. A
         assert cifar.optimizer.lr == 0.01 and cifar.scheduler.gamma == 0.95
+
+
+@pytest.mark.parametrize(
+    "size, updates, ramp",
+    [(100, 3000, 300), (5000, 3000, 300), (10000, 5000, 500), (50000, 25000, 2500)],
+)
+def test_data_size_quick_budget_is_50_epochs_and_at_least_3000_updates(size, updates, ramp):
+    """Every size trained to convergence, not for the same count (scale/data_size/quick)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", ["experiment=data_size", "scale=quick", f"data.train_size={size}"])
+        paper = compose(
+            "config", ["experiment=data_size", "scale=paper", f"data.train_size={size}"]
+        )
+    assert cfg.trainer.max_steps == updates and cfg.momentum_ramp.steps == ramp
+    assert paper.trainer.max_steps == 1_000_000
 
 
 def _hydra_cfg(*overrides: str):

@@ -16,6 +16,8 @@ class HistoryRecorder(pl.Callback):
 
     One row per evaluated step. Lightning validates *before* ``on_train_epoch_end``, so
     a row is updated at both hooks: it then holds the epoch's training means too.
+    ``train/loss_step`` is the loss of the step just taken (the module logs it to the
+    loggers only every ``log_every_n_steps``).
     """
 
     def __init__(self) -> None:
@@ -25,18 +27,21 @@ class HistoryRecorder(pl.Callback):
     def history(self) -> list[dict[str, float]]:
         return [self.rows[step] for step in sorted(self.rows)]
 
-    def _record(self, trainer: pl.Trainer) -> None:
+    def _record(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         row = self.rows.setdefault(trainer.global_step, {"step": trainer.global_step})
         row["epoch"] = trainer.current_epoch
         row |= {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        last_loss = getattr(pl_module, "last_train_loss", None)
+        if last_loss is not None:
+            row["train/loss_step"] = float(last_loss)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._record(trainer)
+            self._record(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step in self.rows:
-            self._record(trainer)
+            self._record(trainer, pl_module)
 
     def state_dict(self) -> dict:
         return {"history": self.history}

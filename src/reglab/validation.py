@@ -51,6 +51,7 @@ RULES: list[Rule] = [
     ("data.name", lambda v: v in DATASETS, "one of " + ", ".join(DATASETS)),
     ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("data.train_size", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
+    ("data.crop", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
     ("data.batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     (

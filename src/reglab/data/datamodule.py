@@ -34,6 +34,15 @@ def subset(split: Split, size: int, balanced: bool, num_classes: int, gen) -> Sp
     return split.take(chosen[torch.randperm(len(chosen), generator=gen)])
 
 
+def centre_crop(split: Split, size: int) -> Split:
+    """The central ``size`` x ``size`` pixels of every image (Zhang et al. 2017, App. A)."""
+    height, width = split.images.shape[-2:]
+    if size > min(height, width):
+        raise sources.DataError(f"data.crop={size}: must be <= {min(height, width)} (image size)")
+    top, left = (height - size) // 2, (width - size) // 2
+    return Split(split.images[..., top : top + size, left : left + size].contiguous(), split.labels)
+
+
 class TensorDataModule(pl.LightningDataModule):
     """Train / validation / test splits held as whole tensors.
 
@@ -48,6 +57,7 @@ class TensorDataModule(pl.LightningDataModule):
         root: str,
         download: bool = True,
         val_size: int = 10_000,
+        crop: int | None = None,
         train_size: int | None = None,
         balanced: bool = False,
         batch_size: int = 100,
@@ -63,6 +73,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.root = root
         self.download = download
         self.val_size = val_size
+        self.crop = crop
         self.train_size = train_size
         self.balanced = balanced
         self.batch_size = batch_size
@@ -79,6 +90,10 @@ class TensorDataModule(pl.LightningDataModule):
     def load(self) -> TensorDataModule:
         raw: RawData = sources.load(self.name, self.root, self.download)
         self.num_classes = raw.num_classes
+        if self.crop is not None:
+            raw = RawData(
+                centre_crop(raw.train, self.crop), centre_crop(raw.test, self.crop), raw.num_classes
+            )
         train = raw.train
         if self.val_size > len(train) - 1:
             raise sources.DataError(
@@ -103,12 +118,14 @@ class TensorDataModule(pl.LightningDataModule):
         return self
 
     def _set_normalization(self, images: torch.Tensor) -> None:
+        """input = pixel · scale + shift per channel: standardisation as one affine map."""
         if self.normalize == "standardize":
             pixels = images.float().div_(255.0)
-            self.mean = pixels.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
-            self.std = pixels.std(dim=(0, 2, 3)).view(1, -1, 1, 1)
+            mean = pixels.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+            std = pixels.std(dim=(0, 2, 3)).view(1, -1, 1, 1)
+            self.scale, self.shift = 1.0 / (255.0 * std), -mean / std
         else:
-            self.mean, self.std = torch.zeros(1), torch.ones(1)
+            self.scale, self.shift = torch.full((1,), 1.0 / 255.0), torch.zeros(1)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -125,7 +142,7 @@ class TensorDataModule(pl.LightningDataModule):
             }
         if self.trainer is not None:  # batches arrive on this device: no per-step copies
             device = self.trainer.strategy.root_device
-            self.mean, self.std = self.mean.to(device), self.std.to(device)
+            self.scale, self.shift = self.scale.to(device), self.shift.to(device)
 
     def _world(self) -> tuple[int, int]:
         if self.trainer is None:
@@ -156,12 +173,11 @@ class TensorDataModule(pl.LightningDataModule):
         return self.to_input(images), labels
 
     def to_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels → normalised float32, on whatever device the batch is."""
-        x = images.float().div_(255.0) if images.dtype == torch.uint8 else images / 255.0
-        if self.normalize == "standardize":
-            return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        """Pixels on the 0–255 scale (uint8, or float if synthetic) → normalised float32."""
+        scale, shift = self.scale.to(images.device), self.shift.to(images.device)
+        x = images.to(torch.float32).mul_(scale) if images.dtype == torch.uint8 else images * scale
         if self.normalize == "per_image":  # Zhang et al. App. A: per-image whitening
             flat = x.flatten(1)
             std = flat.std(dim=1).clamp_min(1.0 / flat.shape[1] ** 0.5)
             return (x - flat.mean(dim=1).view(-1, 1, 1, 1)) / std.view(-1, 1, 1, 1)
-        return x
+        return x.add_(shift)
