@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """reglab against a bare PyTorch loop and the usual DataLoader path (``make bench``).
 
-Three ways to train the same model on the same MNIST images, each in its own process:
+Four ways to train the same model on the same MNIST images, each in its own process:
 
 * ``reglab``: the real path — the config composed from ``conf/`` with overrides and run by
   :func:`reglab.run.run` (its builders, Trainer config, CSV logger, checkpoints, progress
@@ -9,6 +9,9 @@ Three ways to train the same model on the same MNIST images, each in its own pro
 * ``bare``: the floor — the same model object (built by ``reglab.run.build_model``, so the
   same init), optimizer and batch size; whole split pre-converted to normalised float32,
   ``torch.randperm`` indexing, forward / loss / backward / step, nothing else;
+* ``lightning``: Lightning's own floor — the bare loop's model, optimizer and tensors in a
+  minimal LightningModule under a Trainer with no logger, callbacks, checkpoints or
+  validation: what Lightning's automatic-optimization loop costs by itself;
 * ``dataloader``: what Lightning templates do — torchvision's ``MNIST`` with ``ToTensor``
   and ``Normalize`` through a ``DataLoader`` (``num_workers=0`` unless ``--dl-workers``)
   into reglab's LightningModule and the same Trainer config.
@@ -270,6 +273,67 @@ def _bare_loop(spec: dict, cfg) -> dict:
     return _figures(spec, times, cpu_s=cpu, steps=steps, final_loss=float(loss))
 
 
+def _worker_lightning(spec: dict, out_dir: Path) -> dict:
+    """Lightning's own floor: the bare loop's model, optimizer and tensors in a minimal
+    LightningModule (forward and loss, nothing logged) under a Trainer with no logger,
+    checkpoint, progress bar or validation. What reglab adds is reglab / lightning."""
+    import pytorch_lightning as pl
+    import torch
+    import torch.nn.functional as F
+    from hydra.utils import instantiate
+
+    from reglab.run import build_data, build_model  # imports Lightning, pops the NVML check
+
+    cfg = _compose(spec["overrides"], out_dir)
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    data = build_data(cfg)
+    train = data.splits["train"]
+    x_all = data.to_input(train.images.to(device))  # normalised float32, converted once
+    y_all = train.labels.to(device)
+    n, batch_size = len(y_all), cfg.data.batch_size
+
+    class Batches:
+        """The bare loop's batches: one permutation per epoch, one gather per step."""
+
+        def __len__(self) -> int:
+            return -(-n // batch_size)
+
+        def __iter__(self):
+            perm = torch.randperm(n, device=device)
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                yield x_all[idx], y_all[idx]
+
+    class Minimal(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = build_model(cfg, data)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.model(x), y)
+
+        def configure_optimizers(self):
+            return instantiate(cfg.optimizer)(params=self.model.parameters())
+
+    timer = _epoch_timer(_sync(spec["device"]))
+    trainer = pl.Trainer(
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        precision=spec["precision"],
+        max_epochs=spec["warmup"] + spec["epochs"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        default_root_dir=str(out_dir),
+    )
+    trainer.fit(Minimal(), train_dataloaders=Batches())
+    return _figures(spec, timer.train, cpu_s=timer.cpu, steps=timer.steps[-1])
+
+
 def _worker_dataloader(spec: dict, out_dir: Path) -> dict:
     """The template path: torchvision MNIST + transforms + DataLoader, same module/Trainer."""
     import torch
@@ -320,7 +384,12 @@ def _worker_dataloader(spec: dict, out_dir: Path) -> dict:
     return _figures(spec, timer.train, cpu_s=timer.cpu, steps=steps)
 
 
-WORKERS = {"reglab": _worker_reglab, "bare": _worker_bare, "dataloader": _worker_dataloader}
+WORKERS = {
+    "reglab": _worker_reglab,
+    "bare": _worker_bare,
+    "lightning": _worker_lightning,
+    "dataloader": _worker_dataloader,
+}
 
 
 def peak_rss_mb() -> float:
@@ -707,7 +776,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     plan = []
     if "small" in args.only:
-        plan += [("small", "bare", args.epochs), ("small", "reglab", args.epochs)]
+        plan += [("small", path, args.epochs) for path in ("bare", "lightning", "reglab")]
     if "dataloader" in args.only:
         plan += [("small", "dataloader", args.dl_epochs)]
     if "big" in args.only:
@@ -747,6 +816,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     pairs = {
         "small_reglab_over_bare": (get("small", "reglab"), get("small", "bare")),
+        "small_lightning_over_bare": (get("small", "lightning"), get("small", "bare")),
+        "small_reglab_over_lightning": (get("small", "reglab"), get("small", "lightning")),
         "big_reglab_over_bare": (get("big", "reglab"), get("big", "bare")),
         "dataloader_over_reglab": (get("small", "dataloader"), get("small", "reglab")),
     }

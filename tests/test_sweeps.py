@@ -191,9 +191,10 @@ def _check_one_failed_one_completed(sweep: Path, result) -> tuple[Path, Path]:
 
 
 def test_basic_launcher_failed_job_is_recorded_others_go_on_rerun_skips(tmp_path):
-    sweep, result = _failing_sweep(tmp_path, "launcher=local")
+    paths = [f"paths.log_dir={tmp_path / 'elsewhere'}", f"data.root={tmp_path / 'data'}"]
+    sweep, result = _failing_sweep(tmp_path, "launcher=local", *paths)
     good, bad = _check_one_failed_one_completed(sweep, result)
-    # A job's directory is named from its overrides, less experiment/scale/launcher/...
+    # A job's directory is named from its overrides, less experiment/scale/launcher/paths...
     expected = sorted([*TINY[2:], "seed=0", GOOD])
     assert good.name == ",".join(expected)
     before = (good / "summary.json").stat().st_mtime_ns, (good / "summary.json").read_bytes()
