@@ -638,7 +638,7 @@ def plot_randomization(runs: pd.DataFrame, experiment: str = "randomization") ->
             _band(ax, steps / 1000.0, hist["train/loss"], color, label)
     _published_zero_loss(ax, published)
     ax.set_xlabel("thousands of steps")
-    ax.set_ylabel("average training loss (cross-entropy, nats)")
+    ax.set_ylabel("training loss (cross-entropy, nats)")
     ax.set_title("Zhang et al. 2017 Fig 1a: learning curves")
     ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.3)
@@ -648,9 +648,10 @@ def plot_randomization(runs: pd.DataFrame, experiment: str = "randomization") ->
     table = _randomization_table(runs, kinds, agg, published)
     _steps_bars(ax_bar, table)
     caption = (
-        "Zhang et al. 2017 Fig 1a: average training loss against thousands of steps for each "
-        "corruption (mean over seeds, band ±1 s.d.). Triangles on the x axis and the right "
-        "panel: the steps after which the paper's loss is about 0 "
+        "Zhang et al. 2017 Fig 1a: training loss against thousands of steps for each "
+        "corruption: the mini-batch loss of the last update before each evaluation (the paper "
+        "plots a running average), mean over seeds, band ±1 s.d. Triangles on the x axis and "
+        "the right panel: the steps after which the paper's loss is about 0 "
         f"({published.attrs['source']}, Inception on CIFAR-10, read off figure); the dotted "
         "segment is the paper's random-label plateau at 2.3 until about 5k steps. Right: "
         "steps to fit relative to true labels (the paper's net and data differ from ours, "
