@@ -468,3 +468,12 @@ def test_yaml_of_fixture_is_what_hydra_writes(logs: Path) -> None:
     data = yaml.safe_load((logs / "sweeps" / "penalties" / "quick" / "multirun.yaml").read_text())
     assert data["hydra"]["sweeper"]["_target_"].endswith("BasicSweeper")
     assert data["hydra"]["overrides"]["task"][0] == "name=penalties"
+
+
+def test_loss_curves_prefer_the_mean_since_the_previous_evaluation():
+    """Fig. 1a plots a running average: the history's mean since the last evaluation, where
+    a run has it, over the loss of the last mini-batch."""
+    new = pd.DataFrame({"step": [50], "train/loss_step": [2.0], "train/loss_since_eval": [1.0]})
+    old = pd.DataFrame({"step": [50], "train/loss_step": [2.0]})
+    assert figures._history_column(new, "train/loss").tolist() == [1.0]
+    assert figures._history_column(old, "train/loss").tolist() == [2.0]

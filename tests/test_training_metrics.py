@@ -26,8 +26,7 @@ class StepLosses(pl.Callback):
         self.losses[-1].append(float(pl_module.last_train_loss))
 
 
-@pytest.mark.parametrize("regularizer", ["none", "l2"])
-def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, regularizer):
+def _fit(tmp_path, regularizer: str, **trainer_kwargs):
     cfg = compose_config("data=digits", f"regularizer={regularizer}", "data.batch_size=100")
     data = build_data(cfg)
     module = Classifier(
@@ -38,22 +37,38 @@ def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, regularizer):
     )
     steps, history = StepLosses(), HistoryRecorder()
     trainer = pl.Trainer(
-        max_epochs=2,
         logger=False,
         callbacks=[steps, history],
         enable_progress_bar=False,
         enable_checkpointing=False,
         default_root_dir=tmp_path,
+        **trainer_kwargs,
     )
     trainer.fit(module, datamodule=data)
-    rows = history.history
-    assert [row["epoch"] for row in rows] == [0, 1]
     n = len(data.splits["train"])
     sizes = torch.tensor([100] * (n // 100) + ([n % 100] if n % 100 else []), dtype=torch.float)
-    for row, losses in zip(rows, steps.losses, strict=True):
-        expected = float((torch.tensor(losses) * sizes).sum() / n)  # weighted by batch size
+    return history.history, steps.losses, sizes
+
+
+@pytest.mark.parametrize("regularizer", ["none", "l2"])
+def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, regularizer):
+    rows, losses_by_epoch, sizes = _fit(tmp_path, regularizer, max_epochs=2)
+    assert [row["epoch"] for row in rows] == [0, 1]
+    for row, losses in zip(rows, losses_by_epoch, strict=True):
+        expected = float((torch.tensor(losses) * sizes).sum() / sizes.sum())  # by batch size
         assert row["train/loss_epoch"] == pytest.approx(expected, rel=1e-5)
+        assert row["train/loss_since_eval"] == pytest.approx(expected, rel=1e-5)  # 1 eval/epoch
         assert row["train/loss_step"] == pytest.approx(losses[-1])
         assert 0.0 <= row["train/error"] <= 100.0
         assert ("train/penalty" in row) == (regularizer == "l2")
     assert rows[1]["train/loss_epoch"] < rows[0]["train/loss_epoch"]
+
+
+def test_loss_since_eval_covers_the_updates_between_evaluations(tmp_path):
+    """Zhang et al. Fig. 1a's running average: one mean per evaluation, here every 5 updates."""
+    rows, (losses,), sizes = _fit(tmp_path, "none", max_epochs=1, val_check_interval=5)
+    losses = torch.tensor(losses)
+    assert [row["step"] for row in rows] == [5, 10, 15]
+    for row, part in zip(rows, (slice(0, 5), slice(5, 10), slice(10, 15)), strict=True):
+        expected = float((losses[part] * sizes[part]).sum() / sizes[part].sum())
+        assert row["train/loss_since_eval"] == pytest.approx(expected, rel=1e-5)

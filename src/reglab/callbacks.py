@@ -17,7 +17,8 @@ class HistoryRecorder(pl.Callback):
     One row per evaluated step. Lightning validates *before* ``on_train_epoch_end``, so
     a row is updated at both hooks: it then holds the epoch's training means too.
     ``train/loss_step`` is the loss of the step just taken (the module logs it to the
-    loggers only every ``log_every_n_steps``).
+    loggers only every ``log_every_n_steps``), ``train/loss_since_eval`` the mean loss of
+    the updates since the previous evaluation.
     """
 
     def __init__(self) -> None:
@@ -36,8 +37,13 @@ class HistoryRecorder(pl.Callback):
             row["train/loss_step"] = float(last_loss)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._record(trainer, pl_module)
+        if trainer.sanity_checking:
+            return
+        self._record(trainer, pl_module)
+        take = getattr(pl_module, "take_loss_since_eval", None)
+        mean = take() if take else None
+        if mean is not None:
+            self.rows[trainer.global_step]["train/loss_since_eval"] = mean
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step in self.rows:

@@ -46,7 +46,7 @@ class Classifier(pl.LightningModule):
         self.eval_names = eval_names
         self.divergence_check_every = divergence_check_every
         self.register_buffer("probe_images", probe_images, persistent=False)
-        self.train_sums: torch.Tensor | None = None  # loss·n, wrong, penalty·n, n this epoch
+        self.train_sums: torch.Tensor | None = None  # see _accumulate
         self.last_train_loss: torch.Tensor | None = None
         self.penalised = False
 
@@ -69,31 +69,48 @@ class Classifier(pl.LightningModule):
             self._log_epoch_means()
         return loss
 
-    # -- training metrics: summed on the device, logged once an epoch ---------------------
+    # -- training metrics: summed on the device, read once an epoch / evaluation ----------
     # ``self.log`` costs a fraction of a millisecond per call, as much as a small net's whole
     # step; sums kept on the device cost a few tensor ops and no host synchronisation.
+    # Row EPOCH sums over the current epoch, row SINCE_EVAL since the previous evaluation;
+    # columns: loss·n, wrong, penalty·n, n.
+    EPOCH, SINCE_EVAL = 0, 1
 
     def _accumulate(self, data_loss, logits, labels, penalty) -> None:
         if self.train_sums is None:
-            self.train_sums = torch.zeros(4, device=data_loss.device)
+            self.train_sums = torch.zeros(2, 4, device=data_loss.device)
         n = len(labels)
         wrong = (logits.detach().argmax(dim=1) != labels).sum()
         extra = torch.zeros_like(data_loss) if penalty is None else penalty.detach()
-        self.train_sums += torch.stack(
+        self.train_sums += torch.stack(  # one row, added to both
             [data_loss.detach() * n, wrong.float(), extra * n, torch.full_like(data_loss, n)]
         )
         self.last_train_loss = data_loss.detach()
         self.penalised = penalty is not None
 
+    def _take_sums(self, row: int) -> list[float] | None:
+        """The sums of ``row`` (None before any update), which then start again from 0."""
+        if self.train_sums is None:
+            return None
+        sums = self.train_sums[row].tolist()
+        self.train_sums[row].zero_()
+        return sums
+
     def _log_epoch_means(self) -> None:
         """The epoch's mean training loss, error % and penalty; a NaN mean is divergence."""
-        (loss, wrong, penalty, n), self.train_sums = self.train_sums.tolist(), None
+        loss, wrong, penalty, n = self._take_sums(self.EPOCH)
         if not math.isfinite(loss):
             raise Diverged(f"mean training loss is {loss / n} in epoch {self.current_epoch}")
         means = {"train/loss_epoch": loss / n, "train/error": 100.0 * wrong / n}
         if self.penalised:
             means["train/penalty"] = penalty / n
         self.log_dict(means, on_step=False, on_epoch=True, sync_dist=True)
+
+    def take_loss_since_eval(self) -> float | None:
+        """Mean training loss over the updates since the previous call (None if there were
+        none): the running average Zhang et al. plot in Fig. 1a, one value per evaluation."""
+        sums = self._take_sums(self.SINCE_EVAL)
+        return sums[0] / sums[3] if sums and sums[3] else None
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)

@@ -308,8 +308,9 @@ def _interp_histories(
 
 
 def _history_column(frame: pd.DataFrame, key: str) -> pd.Series:
-    """A history column; ``train/loss`` falls back to its ``_step`` / ``_epoch`` forms."""
-    for name in (key, f"{key}_step", f"{key}_epoch"):
+    """A history column; ``train/loss`` falls back to its ``_since_eval`` (the mean since the
+    previous evaluation), ``_step`` and ``_epoch`` forms, in that order."""
+    for name in (key, f"{key}_since_eval", f"{key}_step", f"{key}_epoch"):
         if name in frame:
             return pd.to_numeric(frame[name], errors="coerce")
     return pd.Series(np.nan, index=frame.index)
@@ -638,7 +639,7 @@ def plot_randomization(runs: pd.DataFrame, experiment: str = "randomization") ->
             _band(ax, steps / 1000.0, hist["train/loss"], color, label)
     _published_zero_loss(ax, published)
     ax.set_xlabel("thousands of steps")
-    ax.set_ylabel("training loss (cross-entropy, nats)")
+    ax.set_ylabel("average training loss (cross-entropy, nats)")
     ax.set_title("Zhang et al. 2017 Fig 1a: learning curves")
     ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.3)
@@ -649,8 +650,9 @@ def plot_randomization(runs: pd.DataFrame, experiment: str = "randomization") ->
     _steps_bars(ax_bar, table)
     caption = (
         "Zhang et al. 2017 Fig 1a: training loss against thousands of steps for each "
-        "corruption: the mini-batch loss of the last update before each evaluation (the paper "
-        "plots a running average), mean over seeds, band ±1 s.d. Triangles on the x axis and "
+        "corruption: at each evaluation, the mean loss of the updates since the previous one "
+        "(history train/loss_since_eval; the paper plots a running average), mean over seeds, "
+        "band ±1 s.d. Triangles on the x axis and "
         "the right panel: the steps after which the paper's loss is about 0 "
         f"({published.attrs['source']}, Inception on CIFAR-10, read off figure); the dotted "
         "segment is the paper's random-label plateau at 2.3 until about 5k steps. Right: "
