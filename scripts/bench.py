@@ -231,33 +231,52 @@ def _worker_bare(spec: dict, out_dir: Path) -> dict:
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = nvml
 
 
+class FloorBatches:
+    """The floors' batches: the training split normalised to float32 once, then one
+    permutation per epoch and one gather per step (what a careful plain loop does)."""
+
+    def __init__(self, cfg, device) -> None:
+        from reglab.run import build_data
+
+        self.data = build_data(cfg)
+        train = self.data.splits["train"]
+        self.x = self.data.to_input(train.images.to(device))
+        self.y = train.labels.to(device)
+        self.batch_size = cfg.data.batch_size
+        self.device = device
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        perm = torch.randperm(len(self.y), device=self.device)
+        for i in range(0, len(self.y), self.batch_size):
+            idx = perm[i : i + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
 def _bare_loop(spec: dict, cfg) -> dict:
     import torch
     import torch.nn.functional as F
     from hydra.utils import instantiate
 
-    from reglab.run import build_data, build_model
+    from reglab.run import build_model
 
     device = torch.device(spec["device"])
     sync = _sync(spec["device"])
-    data = build_data(cfg)
-    model = build_model(cfg, data).to(device)
-    train = data.splits["train"]
-    x_all = data.to_input(train.images.to(device))  # normalised float32, converted once
-    y_all = train.labels.to(device)
+    batches = FloorBatches(cfg, device)
+    model = build_model(cfg, batches.data).to(device)
     optimizer = instantiate(cfg.optimizer)(params=model.parameters())
-    n, batch_size = len(y_all), cfg.data.batch_size
     autocast = spec.get("precision", "32-true").startswith("bf16")
     model.train()
     times, cpu, steps = [], [], 0
     for _ in range(spec["warmup"] + spec["epochs"]):
         sync()
         start, start_cpu = time.perf_counter(), time.process_time()
-        perm = torch.randperm(n, device=device)
         steps = 0
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            x, y = x_all[idx], y_all[idx]
+        for x, y in batches:
             optimizer.zero_grad(set_to_none=True)
             if autocast:
                 with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -282,33 +301,17 @@ def _worker_lightning(spec: dict, out_dir: Path) -> dict:
     import torch.nn.functional as F
     from hydra.utils import instantiate
 
-    from reglab.run import build_data, build_model  # imports Lightning, pops the NVML check
+    from reglab.run import build_model  # imports Lightning, pops the NVML check
 
     cfg = _compose(spec["overrides"], out_dir)
     torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
-    data = build_data(cfg)
-    train = data.splits["train"]
-    x_all = data.to_input(train.images.to(device))  # normalised float32, converted once
-    y_all = train.labels.to(device)
-    n, batch_size = len(y_all), cfg.data.batch_size
-
-    class Batches:
-        """The bare loop's batches: one permutation per epoch, one gather per step."""
-
-        def __len__(self) -> int:
-            return -(-n // batch_size)
-
-        def __iter__(self):
-            perm = torch.randperm(n, device=device)
-            for i in range(0, n, batch_size):
-                idx = perm[i : i + batch_size]
-                yield x_all[idx], y_all[idx]
+    batches = FloorBatches(cfg, device)
 
     class Minimal(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.model = build_model(cfg, data)
+            self.model = build_model(cfg, batches.data)
 
         def training_step(self, batch, batch_idx):
             x, y = batch
@@ -330,7 +333,7 @@ def _worker_lightning(spec: dict, out_dir: Path) -> dict:
         callbacks=[timer],
         default_root_dir=str(out_dir),
     )
-    trainer.fit(Minimal(), train_dataloaders=Batches())
+    trainer.fit(Minimal(), train_dataloaders=batches)
     return _figures(spec, timer.train, cpu_s=timer.cpu, steps=timer.steps[-1])
 
 

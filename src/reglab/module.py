@@ -48,7 +48,7 @@ class Classifier(pl.LightningModule):
         self.register_buffer("probe_images", probe_images, persistent=False)
         self.train_sums: torch.Tensor | None = None  # see _accumulate
         self.last_train_loss: torch.Tensor | None = None
-        self.penalised = False
+        self.penalised = regularizer.penalty(self.reg_params) is not None  # log train/penalty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -82,11 +82,12 @@ class Classifier(pl.LightningModule):
         n = len(labels)
         wrong = (logits.detach().argmax(dim=1) != labels).sum()
         extra = torch.zeros_like(data_loss) if penalty is None else penalty.detach()
-        self.train_sums += torch.stack(  # one row, added to both
-            [data_loss.detach() * n, wrong.float(), extra * n, torch.full_like(data_loss, n)]
+        self.train_sums.add_(  # one row, added to both
+            torch.stack(
+                [data_loss.detach() * n, wrong.float(), extra * n, torch.full_like(data_loss, n)]
+            )
         )
         self.last_train_loss = data_loss.detach()
-        self.penalised = penalty is not None
 
     def _take_sums(self, row: int) -> list[float] | None:
         """The sums of ``row`` (None before any update), which then start again from 0."""
