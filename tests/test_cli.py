@@ -121,6 +121,7 @@ BAD = [
     ("data.train_size=0", "data.train_size=0: must be null or an integer > 0"),
     ("data.crop=0", "data.crop=0: must be null or an integer > 0"),
     ("data.crop=29", "data.crop=29: must be <= 28 (image size)"),
+    ("experiment=data_size data.train_size=null", "reglab.updates_for needs a training-set size"),
     ("model=cnn model.kernel_size=4", "model.kernel_size=4: must be an odd integer > 0"),
     ("data.root=/nonexistent data.download=false", "data.root=/nonexistent: MNIST not found"),
 ]
@@ -136,6 +137,16 @@ def test_bad_input_is_one_line_before_training(tmp_path, overrides, message):
     assert lines[0].startswith("reglab: error: ") and message in lines[0]
     assert not (run_dir / "summary.json").exists()
     assert not (run_dir / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("overrides", ["dropout.p_hidden=1.5", "data.crop=0 seed=3"])
+def test_bad_config_leaves_no_run_directory(tmp_path, overrides):
+    """Config errors stop before Hydra creates the run directory (data errors come later,
+    when the data is read, and leave only Hydra's .hydra/ and an empty log)."""
+    run_dir = tmp_path / "bad"
+    result = run_cli(*overrides.split(), f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 2 and "reglab: error: " in result.stderr
+    assert not run_dir.exists()
 
 
 def test_ddp_on_two_cpu_processes(tmp_path, data_dir):

@@ -2,7 +2,10 @@
 
 Hydra reports an unknown key or option over several lines with a hint about stack
 traces; a read-only output folder surfaces as a traceback. Composing the config once
-up front (sweep overrides left out) turns both into one line that names the key.
+up front (sweep overrides left out) turns both into one line that names the key. A
+single run's config is also validated here, so that a bad value stops the program
+before Hydra creates the run directory (a sweep's jobs are validated one by one, and
+a bad grid point is recorded in its own directory).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from reglab.validation import ConfigError
+from reglab.validation import ConfigError, validate
 
 # Hydra's flags that take a value; with any flag but -m/--multirun, Hydra is left alone.
 _MULTIRUN = {"-m", "--multirun"}
@@ -60,6 +63,8 @@ def precheck(config_dir: str, args: list[str]) -> None:
             cfg = compose("config", overrides=fixed, return_hydra_config=True)
     except Exception as error:
         raise ConfigError(_one_line(str(error))) from None
+    if not multirun:
+        validate(cfg)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
         out = Path(str(OmegaConf.select(cfg, key)))
