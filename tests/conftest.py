@@ -24,7 +24,9 @@ ISSUE_EXPERIMENTS = {
     "batchnorm",
     "penalties",
 }
-DATA_DIR = Path(os.environ.get("REGLAB_DATA_DIR", ROOT.parent / "shared" / "data"))
+# Absolute, because the CLI tests run in temporary folders: a relative REGLAB_DATA_DIR
+# (the README's ../shared/data) would point somewhere else there.
+DATA_DIR = Path(os.environ.get("REGLAB_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 # Set for the whole session (module-scoped fixtures and subprocesses see them too).
 os.environ["REGLAB_DATA_DIR"] = str(DATA_DIR)
 os.environ["WANDB_MODE"] = "offline"
