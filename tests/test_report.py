@@ -271,6 +271,22 @@ def test_label_corruption_draws_each_published_model_and_relative_time() -> None
     assert ax_b.get_xlabel() == "label corruption q"
 
 
+def test_label_corruption_counts_the_runs_that_fitted() -> None:
+    """A run that never fits has no steps to fit: the table says how many runs it averages."""
+    from report_fixtures import label_corruption_jobs
+
+    _, jobs = label_corruption_jobs()
+    for job in jobs:
+        if job["overrides"] == ["corruption.q=1.0", "dropout.p_hidden=1.0", "seed=1"]:
+            job["metrics"]["steps_to_fit"] = None
+    report = figures.plot_experiment("label_corruption", _runs_of(jobs, "label_corruption"))
+    table = report.tables[0][1]
+    plain = table[table["variant"].str.contains("none")].set_index("q")
+    assert plain.loc[1.0, "runs fitted"] == "1/2"
+    assert plain.loc[0.0, "runs fitted"] == "2/2"
+    assert plain.loc[1.0, "relative time"] == pytest.approx(2000 / 1025)  # seed 0 alone
+
+
 def test_label_corruption_treats_zero_lambda_as_no_regularizer() -> None:
     cfg = {"dropout": {"p_hidden": 1.0}, "regularizer": {"_target_": "x.L2", "lam": 0.0}}
     runs = pd.DataFrame(
@@ -280,6 +296,70 @@ def test_label_corruption_treats_zero_lambda_as_no_regularizer() -> None:
         }
     )
     assert list(figures.regularization(runs)) == ["none", "l2 λ=0.0005"]
+
+
+def test_data_size_gain_is_paired_by_seed() -> None:
+    from report_fixtures import data_size_jobs
+
+    _, jobs = data_size_jobs()  # seed 1 adds 0.2 to both arms: the pairs' gains agree
+    report = figures.plot_experiment("data_size", _runs_of(jobs, "data_size"))
+    title, gains = report.tables[1]
+    assert "paired by seed" in title
+    gains = gains.set_index("size")
+    base = 40.0 / np.sqrt(5000 / 100)
+    assert gains.loc[5000, "gain"] == pytest.approx(0.1 * base)  # without = 1.1 × with
+    assert gains.loc[5000, "sd"] == pytest.approx(0.0)  # unpaired, the seeds' spread is 0.14
+    assert gains.loc[100, "gain"] == pytest.approx(0.0)
+    assert gains.loc[5000, "seeds"] == 2
+    assert gains.loc[5000, "per seed"] == f"{0.1 * base:+.2f}, {0.1 * base:+.2f}"
+
+
+def test_batchnorm_tables_read_steps_to_accuracy_and_percentile_drift() -> None:
+    from report_fixtures import batchnorm_jobs
+
+    _, jobs = batchnorm_jobs()  # test error 2.5 + 80·exp(−step/rate), evaluated every 1,000
+    report = figures.plot_experiment("batchnorm", _runs_of(jobs, "batchnorm"))
+    tables = dict(report.tables)
+    steps = tables["Updates to reach a test accuracy (Fig 1a)"].set_index(
+        ["network", "test accuracy ≥ %"]
+    )
+    # ≥ 90 % ⇔ error ≤ 10 ⇔ step ≥ rate·ln(80/7.5): BN (rate 8,000) 18,937 → the 19,000 eval
+    assert steps.loc[("with BN", 90.0), "updates (mean of those reached)"] == 19000
+    assert steps.loc[("without BN", 90.0), "updates (mean of those reached)"] == 48000
+    assert steps.loc[("with BN", 97.0), "per seed"] == "41,000, 41,000"
+    assert steps.loc[("without BN", 97.0), "reached"] == "0/2"  # would need 101k steps
+    assert steps.loc[("without BN", 97.0), "per seed"] == "—, —"
+    assert np.isnan(steps.loc[("with BN", 98.0), "updates (mean of those reached)"])
+    drift = tables["The sigmoid input's percentiles over training (Fig 1b, c)"].set_index(
+        ["network", "percentile"]
+    )
+    assert drift.loc[("without BN", "15"), "first"] == pytest.approx(-1.0)
+    assert drift.loc[("without BN", "15"), "last"] == pytest.approx(-3.0)
+    assert drift.loc[("without BN", "15"), "range (max − min)"] == pytest.approx(2.0)
+    assert drift.loc[("with BN", "85"), "range (max − min)"] == pytest.approx(0.0)
+
+
+def test_batchnorm_keeps_extra_swept_settings_apart() -> None:
+    """A sweep with optimizer.lr=0.01,0.05 added: one row per lr, never their average."""
+    import copy
+
+    from report_fixtures import batchnorm_jobs
+
+    _, jobs = batchnorm_jobs()
+    swept = []
+    for lr, slow in (("0.01", 2.0), ("0.05", 1.0)):
+        for job in copy.deepcopy(jobs):
+            job["overrides"] = ["experiment=batchnorm", f"optimizer.lr={lr}", *job["overrides"]]
+            job["metrics"]["test_error"] *= slow
+            swept.append(job)
+    runs = _runs_of(swept, "batchnorm")
+    labels = figures.swept_settings(runs, exclude=("model.batchnorm", "seed"))
+    assert set(labels) == {"optimizer.lr=0.01", "optimizer.lr=0.05"}  # constants left out
+    final = dict(figures.plot_experiment("batchnorm", runs).tables)["Final test error %"]
+    final = final.set_index("network")["final test error %"]
+    assert final["with BN (optimizer.lr=0.01)"] == pytest.approx(5.0)
+    assert final["with BN (optimizer.lr=0.05)"] == pytest.approx(2.5)
+    assert len(final) == 4
 
 
 def test_randomization_uses_thousands_of_steps_and_marks_published_points() -> None:

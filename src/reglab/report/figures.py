@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -284,9 +285,9 @@ def _interp_histories(
     """
     tables = []
     for history in runs["history"]:
-        frame = pd.DataFrame(history or [])
-        if "step" in frame:
-            tables.append(frame.sort_values("step"))
+        frame = _history_frame(history)
+        if len(frame):
+            tables.append(frame)
     if not tables:
         return np.array([]), {k: np.empty((0, 0)) for k in keys}
     steps = np.unique(np.concatenate([t["step"].to_numpy(dtype=float) for t in tables]))
@@ -316,7 +317,17 @@ def _history_column(frame: pd.DataFrame, key: str) -> pd.Series:
     return pd.Series(np.nan, index=frame.index)
 
 
-def _band(ax: Axes, x: np.ndarray, values: np.ndarray, color: str, label: str) -> None:
+def _history_frame(history: Sequence[dict[str, Any]] | None) -> pd.DataFrame:
+    """One run's history as a frame in step order (empty, with a step column, if none)."""
+    frame = pd.DataFrame(list(history or []))
+    if "step" not in frame:
+        return pd.DataFrame({"step": pd.Series(dtype=float)})
+    return frame.sort_values("step").reset_index(drop=True)
+
+
+def _band(
+    ax: Axes, x: np.ndarray, values: np.ndarray, color: str, label: str, ls: str = "-"
+) -> None:
     """Mean line with a ±1 s.d. band over runs (rows of ``values``)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # columns with 0 or 1 runs
@@ -325,7 +336,7 @@ def _band(ax: Axes, x: np.ndarray, values: np.ndarray, color: str, label: str) -
         sd = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
     mean[counts == 0] = np.nan
     sd = np.nan_to_num(sd)
-    ax.plot(x, mean, color=color, lw=1.6, label=label)
+    ax.plot(x, mean, color=color, lw=1.6, ls=ls, label=label)
     if values.shape[0] > 1:
         ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
 
@@ -393,12 +404,48 @@ def plot_data_size(runs: pd.DataFrame, experiment: str = "data_size") -> FigureR
     table = _side_by_side(aggs[True], aggs[False], "size", ("with dropout", "without dropout"))
     table["gain (without − with)"] = table["without dropout"] - table["with dropout"]
     table.attrs["source"] = "no published numbers (Srivastava et al. 2014 Fig 10 has none)"
+    gains = paired_gain(runs)
     caption = (
         "Fig 10: test error (%) with and without dropout against the number of training "
         f"examples; {_seeds_note(pd.concat([aggs[True], aggs[False]]))}. The paper gives no "
-        "numbers for this figure, so none are drawn (its claim is quoted above)."
+        "numbers for this figure, so none are drawn (its claim is quoted above). The second "
+        "table pairs the arms by seed (one seed draws one subset for both) and gives the "
+        "gain's spread over seeds."
     )
-    return FigureReport(experiment, fig, caption, [("Fig 10: test error % by size", table)])
+    return FigureReport(
+        experiment,
+        fig,
+        caption,
+        [("Fig 10: test error % by size", table), ("Gain from dropout, paired by seed", gains)],
+    )
+
+
+def paired_gain(runs: pd.DataFrame) -> pd.DataFrame:
+    """Gain from dropout (test error without − with, in points) per size, paired by seed.
+
+    Both arms of one seed train on the same random subset, so the per-seed difference
+    removes the subset's own difficulty from the spread. Columns: size, gain (mean), sd,
+    seeds (pairs with both arms), per seed (the pairs' gains, by seed).
+    """
+    err = pd.to_numeric(runs["test_error"], errors="coerce")
+    frame = runs.assign(err=err).dropna(subset=["err"])
+    wide = frame.pivot_table(index=["size", "seed"], columns="dropout", values="err")
+    if not {True, False} <= set(wide.columns):
+        out = pd.DataFrame(columns=["size", "gain", "sd", "seeds", "per seed"])
+    else:
+        gain = (wide[False] - wide[True]).dropna().rename("gain").reset_index()
+        out = (
+            gain.groupby("size")
+            .agg(gain=("gain", "mean"), sd=("gain", "std"), seeds=("gain", "count"))
+            .reset_index()
+        )
+        per_seed = gain.groupby("size").apply(
+            lambda g: ", ".join(f"{v:+.2f}" for v in g.sort_values("seed")["gain"]),
+            include_groups=False,
+        )
+        out["per seed"] = out["size"].map(per_seed)
+    out.attrs["source"] = "no published numbers (Srivastava et al. 2014 Fig 10 has none)"
+    return out
 
 
 def _full_train_size(config: dict[str, Any]) -> float:
@@ -777,7 +824,8 @@ def plot_label_corruption(runs: pd.DataFrame, experiment: str = "label_corruptio
         if len(err):
             _errorbar(ax_c, err, "q", f"{MEASURED}: {name}", color=color, marker="o")
         key = _zhang_model(sub["model"].iloc[0])
-        tables.append(_label_corruption_table(name, key, rel, err))
+        fitted = sub.groupby("q")["steps_to_fit"].agg(lambda s: f"{s.notna().sum()}/{len(s)}")
+        tables.append(_label_corruption_table(name, key, rel, err, fitted))
     greys = {"inception": "0.15", "alexnet": "0.45", "mlp_1x512": "0.65"}
     markers = {"inception": "x", "alexnet": "+", "mlp_1x512": "d"}
     for model_key, grey in greys.items():
@@ -810,7 +858,8 @@ def plot_label_corruption(runs: pd.DataFrame, experiment: str = "label_corruptio
         "net with true labels (q = 0), and Fig 1c: test error (%), against the label "
         "corruption level q; mean over seeds ±1 s.d. Grey dashed: the paper's Inception, "
         "AlexNet and MLP 1x512 on CIFAR-10 (read off figure; Fig 1c plots a fraction, shown "
-        "x100). Regularized variants are separate series."
+        "x100). Regularized variants are separate series. A run that never fits has no "
+        "steps to fit: the relative time averages the runs fitted (column runs fitted)."
     )
     return FigureReport(experiment, fig, caption, [("Fig 1b/1c against q", table)])
 
@@ -818,6 +867,7 @@ def plot_label_corruption(runs: pd.DataFrame, experiment: str = "label_corruptio
 _LC_COLUMNS = [
     "variant",
     "q",
+    "runs fitted",
     "relative time",
     "relative sd",
     "published relative time",
@@ -844,8 +894,10 @@ def _zhang_model(model: str) -> str:
 
 
 def _label_corruption_table(
-    variant: str, model_key: str, rel: pd.DataFrame, err: pd.DataFrame
+    variant: str, model_key: str, rel: pd.DataFrame, err: pd.DataFrame, fitted: pd.Series
 ) -> pd.DataFrame:
+    """One variant's rows; ``fitted`` (per q, "k/n") says how many runs the relative time
+    averages: a run that never fits has no steps to fit."""
     p_rel = pub.series("label_corruption", f"time_to_overfit/{model_key}")
     p_err = pub.series("label_corruption", f"test_error/{model_key}")
     a = compare(rel.rename(columns={"q": "x"}), p_rel)
@@ -875,6 +927,7 @@ def _label_corruption_table(
         how="outer",
     )
     out["published model"] = p_rel.attrs.get("model", model_key)
+    out["runs fitted"] = out["q"].map(fitted)
     return out[_LC_COLUMNS]
 
 
@@ -885,58 +938,187 @@ PERCENTILES = ("probe/last_preact_p15", "probe/last_preact_p50", "probe/last_pre
 
 
 def plot_batchnorm(runs: pd.DataFrame, experiment: str = "batchnorm") -> FigureReport:
-    """Ioffe & Szegedy 2015 Fig 1: (a) test accuracy vs steps, (b, c) percentile bands."""
+    """Ioffe & Szegedy 2015 Fig 1: (a) test accuracy vs steps, (b, c) percentile bands.
+
+    Settings swept beside ``model.batchnorm`` (say ``optimizer.lr=0.01,0.05``) are kept
+    apart: each gets its own line style and its own table rows.
+    """
     bn = column(runs, "model.batchnorm", False).fillna(False).astype(bool)
-    runs = runs.assign(bn=bn)
+    extra = swept_settings(runs, exclude=("model.batchnorm", "seed"))
+    runs = runs.assign(bn=bn, extra=extra)
+    networks = runs["bn"].map({True: "with BN", False: "without BN"}) + extra.map(
+        lambda e: f" ({e})" if e else ""
+    )
     fig, (ax_a, ax_b, ax_c) = _new_figure(3, width=15.0, height=4.4)
-    for flag, ax_p, label, color in (
-        (False, ax_b, "without BN", "tab:red"),
-        (True, ax_c, "with BN", "tab:blue"),
+    variants = sorted(extra.unique())
+    for flag, ax_p, label, base, cmap in (
+        (False, ax_b, "without BN", "tab:red", "Reds"),
+        (True, ax_c, "with BN", "tab:blue", "Blues"),
     ):
-        sub = runs[runs["bn"] == flag]
-        steps, hist = _interp_histories(sub, ["test/error", *PERCENTILES])
-        if len(steps):
-            _band(ax_a, steps, 100.0 - hist["test/error"], color, f"{MEASURED}: {label}")
-            _percentile_panel(ax_p, steps, hist, color)
+        for i, variant in enumerate(variants):
+            style = _LINE_STYLES[i % len(_LINE_STYLES)]
+            shade = colormaps[cmap](0.45 + 0.55 * i / max(1, len(variants) - 1))
+            color = base if len(variants) == 1 else shade
+            sub = runs[(runs["bn"] == flag) & (runs["extra"] == variant)]
+            steps, hist = _interp_histories(sub, ["test/error", *PERCENTILES])
+            if not len(steps):
+                continue
+            name = f"{label} ({variant})" if variant else label
+            _band(ax_a, steps, 100.0 - hist["test/error"], color, f"{MEASURED}: {name}", ls=style)
+            _percentile_panel(
+                ax_p,
+                steps,
+                hist,
+                color,
+                ls=style,
+                fill=len(variants) == 1,
+                prefix=f"{variant}: " if variant else "",
+            )
         ax_p.set_title(f"({'b' if not flag else 'c'}) last hidden layer input, {label}")
     ax_a.set_title("(a) test accuracy")
     ax_a.set_xlabel("training steps")
     ax_a.set_ylabel("test accuracy %")
     ax_a.grid(alpha=0.3)
-    ax_a.legend(fontsize=8)
-    agg = summarise(
-        runs.assign(v=runs["bn"].map({True: "with BN", False: "without BN"})), "v", "test_error"
-    )
+    ax_a.legend(fontsize=8 if len(variants) == 1 else 6)
+    agg = summarise(runs.assign(v=networks), "v", "test_error")
     table = agg.rename(
         columns={"v": "network", "mean": "final test error %", "sd": "sd", "n": "seeds"}
     )
     table["final test accuracy %"] = 100.0 - table["final test error %"]
-    table.attrs["source"] = "no published numbers (Ioffe & Szegedy 2015 Fig 1 gives curves only)"
+    table.attrs["source"] = NO_BN_NUMBERS
+    tables = [
+        ("Final test error %", table),
+        ("Updates to reach a test accuracy (Fig 1a)", updates_to_accuracy(runs, networks)),
+        (
+            "The sigmoid input's percentiles over training (Fig 1b, c)",
+            percentile_drift(runs, networks),
+        ),
+    ]
     caption = (
         "Ioffe & Szegedy 2015 Fig 1: (a) test accuracy (%) against training steps with and "
         "without batch normalization (mean over seeds, band ±1 s.d.); (b, c) the 15th, 50th "
         "and 85th percentiles of the input to one unit of the last hidden nonlinearity on a "
         "fixed test batch (mean over seeds). The paper gives no numbers, so none are drawn "
-        "(its claims are quoted above)."
+        "(its claims are quoted above). The tables read the same histories: the first "
+        "evaluation at which each run's test accuracy reached a level, and each percentile's "
+        "first and last value and its range (max − min) over training."
     )
-    return FigureReport(experiment, fig, caption, [("Final test error %", table)])
+    return FigureReport(experiment, fig, caption, tables)
 
 
-def _percentile_panel(ax: Axes, steps: np.ndarray, hist: dict[str, np.ndarray], color: str) -> None:
+_LINE_STYLES = ["-", "--", ":", "-."]
+
+
+def swept_settings(runs: pd.DataFrame, exclude: Sequence[str] = ("seed",)) -> pd.Series:
+    """Per run, its command-line overrides that differ between runs, as ``key=value, …``.
+
+    An experiment's figure has its own axes (``exclude``); anything else swept beside them
+    (extra CLI overrides add to a sweep's grid) must not be averaged into one curve.
+    """
+    parsed = [
+        dict(o.split("=", 1) for o in (overrides or []) if "=" in o)
+        for overrides in runs.get("overrides", pd.Series([[]] * len(runs)))
+    ]
+    keys = sorted({k for p in parsed for k in p} - set(exclude))
+    varying = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+    labels = [", ".join(f"{k}={p[k]}" for k in varying if k in p) for p in parsed]
+    return pd.Series(labels, index=runs.index, dtype=object)
+
+
+NO_BN_NUMBERS = "no published numbers (Ioffe & Szegedy 2015 Fig 1 gives curves only)"
+ACCURACY_LEVELS = (90.0, 95.0, 97.0, 98.0)
+
+
+def first_step_reaching(history: Sequence[dict[str, Any]], accuracy: float) -> float:
+    """The first evaluated step whose test accuracy (100 − test/error) is ≥ ``accuracy``."""
+    frame = _history_frame(history)
+    if "test/error" not in frame:
+        return np.nan
+    hit = frame["step"][100.0 - pd.to_numeric(frame["test/error"], errors="coerce") >= accuracy]
+    return float(hit.iloc[0]) if len(hit) else np.nan
+
+
+def updates_to_accuracy(runs: pd.DataFrame, networks: pd.Series) -> pd.DataFrame:
+    """Per network and accuracy level: how many runs reached it, and after how many updates.
+
+    "BN reaches a given accuracy in fewer steps" (Ioffe & Szegedy §4.1) read per seed; the
+    mean is over the runs that reached the level (— in ``per seed``: never reached).
+    """
+    rows = []
+    for network in sorted(networks.unique()):
+        sub = runs[networks == network].sort_values("seed")
+        for level in ACCURACY_LEVELS:
+            steps = np.array([first_step_reaching(h, level) for h in sub["history"]], dtype=float)
+            reached = steps[~np.isnan(steps)]
+            rows.append(
+                {
+                    "network": network,
+                    "test accuracy ≥ %": level,
+                    "reached": f"{len(reached)}/{len(steps)}",
+                    "updates (mean of those reached)": reached.mean() if len(reached) else np.nan,
+                    "per seed": ", ".join("—" if np.isnan(v) else f"{v:,.0f}" for v in steps),
+                }
+            )
+    out = pd.DataFrame(rows)
+    out.attrs["source"] = NO_BN_NUMBERS
+    return out
+
+
+def percentile_drift(runs: pd.DataFrame, networks: pd.Series) -> pd.DataFrame:
+    """Per network and percentile: its first and last value and its range over training.
+
+    Fig 1b, c's claim is that BN keeps these steady; the range (max − min over the run's
+    evaluations, then the mean over seeds) measures how far each one moved.
+    """
+    rows = []
+    for network in sorted(networks.unique()):
+        sub = runs[networks == network]
+        for key in PERCENTILES:
+            series = [_history_column(_history_frame(h), key).dropna() for h in sub["history"]]
+            series = [s for s in series if len(s)]
+            if not series:
+                continue
+            rows.append(
+                {
+                    "network": network,
+                    "percentile": key.rsplit("_p", 1)[1],
+                    "first": np.mean([s.iloc[0] for s in series]),
+                    "last": np.mean([s.iloc[-1] for s in series]),
+                    "range (max − min)": np.mean([s.max() - s.min() for s in series]),
+                    "seeds": len(series),
+                }
+            )
+    out = pd.DataFrame(
+        rows, columns=["network", "percentile", "first", "last", "range (max − min)", "seeds"]
+    )
+    out.attrs["source"] = NO_BN_NUMBERS
+    return out
+
+
+def _percentile_panel(
+    ax: Axes,
+    steps: np.ndarray,
+    hist: dict[str, np.ndarray],
+    color: str,
+    ls: str = "-",
+    fill: bool = True,
+    prefix: str = "",
+) -> None:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, mid, hi = (np.nanmean(hist[k], axis=0) for k in PERCENTILES)
     if np.all(np.isnan(mid)):
         ax.text(0.5, 0.5, "no probe/last_preact_* in history", ha="center", transform=ax.transAxes)
         return
-    ax.fill_between(steps, lo, hi, color=color, alpha=0.25, lw=0, label="15th–85th percentile")
-    ax.plot(steps, mid, color=color, lw=1.6, label="median")
-    ax.plot(steps, lo, color=color, lw=0.8)
-    ax.plot(steps, hi, color=color, lw=0.8)
+    if fill:
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.25, lw=0, label="15th–85th percentile")
+    ax.plot(steps, mid, color=color, lw=1.6, ls=ls, label=f"{prefix}median")
+    ax.plot(steps, lo, color=color, lw=0.8, ls=ls, label=None if fill else f"{prefix}15th, 85th")
+    ax.plot(steps, hi, color=color, lw=0.8, ls=ls)
     ax.set_xlabel("training steps")
     ax.set_ylabel("input to the sigmoid")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8 if fill else 6)
 
 
 # =========================================================================== penalties
