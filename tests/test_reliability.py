@@ -108,6 +108,25 @@ def test_completed_run_is_not_run_again(tmp_path, data_dir):
     assert (run_dir / "summary.json").stat().st_mtime_ns == before
 
 
+def test_a_changed_config_reruns_and_keeps_the_earlier_run_aside(tmp_path, data_dir):
+    """Same directory, other config (as after editing a scale file): the earlier result is
+    not reused as if it were this config's; it moves to .superseded/ and the job reruns."""
+    run_dir = tmp_path / "run"
+    base = ["data=digits", f"hydra.run.dir={run_dir}"]
+    assert run_cli(*base, "trainer.max_steps=10", cwd=tmp_path).returncode == 0
+    again = run_cli(*base, "trainer.max_steps=12", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "trainer.max_steps: 10 → 12" in again.stdout + again.stderr
+    assert read_summary(run_dir)["metrics"]["steps"] == 12
+    (kept,) = (run_dir / ".superseded").iterdir()
+    assert read_summary(kept)["metrics"]["steps"] == 10
+    # Where and how it runs (threads, progress bar) is not a change: the job is skipped.
+    before = (run_dir / "summary.json").read_bytes()
+    same = run_cli(*base, "trainer.max_steps=12", "threads=1", cwd=tmp_path)
+    assert same.returncode == 0 and "already completed" in same.stdout + same.stderr
+    assert (run_dir / "summary.json").read_bytes() == before
+
+
 def test_divergence_is_recorded_and_exits_non_zero(tmp_path, data_dir):
     run_dir = tmp_path / "run"
     result = run_cli(

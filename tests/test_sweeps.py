@@ -102,17 +102,19 @@ def test_quick_scale_shrinks_the_paper_protocol():
 
 @pytest.mark.parametrize(
     "size, updates, ramp",
-    [(100, 3000, 300), (5000, 3000, 300), (10000, 5000, 500), (50000, 25000, 2500)],
+    [(100, 3000, 300), (5000, 3000, 300), (10000, 5000, 500), (50000, 7500, 750)],
 )
-def test_data_size_quick_budget_is_50_epochs_and_at_least_3000_updates(size, updates, ramp):
-    """Every size trained to convergence, not for the same count (scale/data_size/quick)."""
+def test_data_size_quick_budget_is_50_epochs_within_3000_to_7500_updates(size, updates, ramp):
+    """50 epochs per size, not the same count for all; floor and cap in updates."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", ["experiment=data_size", "scale=quick", f"data.train_size={size}"])
         paper = compose(
             "config", ["experiment=data_size", "scale=paper", f"data.train_size={size}"]
         )
     assert cfg.trainer.max_steps == updates and cfg.momentum_ramp.steps == ramp
+    assert list(cfg.model.hidden) == [512, 512, 1024]  # half the paper's widths
     assert paper.trainer.max_steps == 1_000_000
+    assert list(paper.model.hidden) == [1024, 1024, 2048]
 
 
 def _hydra_cfg(*overrides: str):

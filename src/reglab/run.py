@@ -23,6 +23,7 @@ from reglab.data import TensorDataModule
 from reglab.evaluation import activation_probe, evaluate
 from reglab.module import Classifier, Diverged
 from reglab.regularizers import zero_fraction
+from reglab.rerun import changed_settings, set_aside
 from reglab.seeding import Stream, stream_seed
 from reglab.summary import SUMMARY, git_commit, read_summary, versions, write_json_atomic
 
@@ -130,9 +131,22 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     A completed summary already in ``out_dir`` means the job is done: it is returned
     untouched. A ``last.ckpt`` there means an earlier attempt was cut off: training
-    resumes from it.
+    resumes from it. Either only while the config is the same: a run of another config
+    is moved aside (:mod:`reglab.rerun`) and the job starts afresh.
     """
+    config = OmegaConf.to_container(cfg, resolve=True)
     previous = read_summary(out_dir)
+    changes = changed_settings(previous.get("config"), config) if previous else []
+    if changes:
+        moved = set_aside(out_dir)
+        shown = "; ".join(changes[:3]) + (f"; {len(changes) - 3} more" if len(changes) > 3 else "")
+        log.warning(
+            "%s: the config changed since its earlier run (%s); that run moved to %s",
+            out_dir,
+            shown,
+            moved,
+        )
+        previous = None
     if previous and previous.get("status") == "completed":
         log.info("%s: already completed, skipping", out_dir)
         return previous
@@ -165,7 +179,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "overrides": _overrides(),
         "choices": _choices(),
         "seed": cfg.seed,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": config,
         "git_commit": git_commit(),
         "versions": versions(),
         "resumed_from_step": _checkpoint_step(last),

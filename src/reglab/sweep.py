@@ -27,13 +27,16 @@ def disk_usage(folder: Path) -> int:
 
 
 def job_statuses(sweep_dir: Path) -> dict[str, str]:
-    """Job folder (relative to the sweep) → status from its summary."""
-    return {
-        str(path.parent.relative_to(sweep_dir)): (read_summary(path.parent) or {}).get(
-            "status", "unreadable"
-        )
-        for path in sorted(sweep_dir.rglob(SUMMARY))
-    }
+    """Job folder (relative to the sweep) → status from its summary.
+
+    Hidden folders are skipped: ``<job>/.superseded/`` keeps runs of an earlier config.
+    """
+    statuses = {}
+    for path in sorted(sweep_dir.rglob(SUMMARY)):
+        job = path.parent.relative_to(sweep_dir)
+        if not any(part.startswith(".") for part in job.parts):
+            statuses[str(job)] = (read_summary(path.parent) or {}).get("status", "unreadable")
+    return statuses
 
 
 class SweepReport(Callback):
