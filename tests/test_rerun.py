@@ -44,9 +44,10 @@ def test_where_and_how_a_job_runs_is_not_a_change():
     assert changed_settings(None, CONFIG) == []  # a summary without a config: unknown
 
 
-def test_an_added_or_removed_key_is_a_change():
+def test_an_added_or_removed_key_is_a_change_unless_it_is_null():
     new = _with()
     new["momentum_ramp"] = {"steps": 300}
+    new["data"]["crop"] = None  # a newer option, off: the same computation
     del new["data"]["train_size"]
     assert changed_settings(CONFIG, new) == [
         "data.train_size: 5000 → (absent)",

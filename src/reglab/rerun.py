@@ -48,7 +48,8 @@ def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> l
     """``key: old → new`` for every setting outside :data:`HOW_KEYS` that differs.
 
     ``old`` is the resolved config an earlier summary recorded; ``None`` (a summary written
-    before the config was known) compares as unchanged.
+    before the config was known) compares as unchanged. A key on one side only counts as
+    null on the other: a newer reglab's new option, off by default, changes nothing.
     """
     if old is None:
         return []
@@ -56,8 +57,7 @@ def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> l
     return [
         f"{key}: {_shown(before, key)} → {_shown(after, key)}"
         for key in sorted(before.keys() | after.keys())
-        if not _is_how_key(key)
-        and (key in before, before.get(key)) != (key in after, after.get(key))
+        if not _is_how_key(key) and before.get(key) != after.get(key)
     ]
 
 
