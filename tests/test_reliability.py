@@ -96,6 +96,7 @@ def test_kill_9_loses_only_the_work_since_the_last_checkpoint(tmp_path, data_dir
     assert resumed["resumed_from_step"] in (25, 50, 75)  # an epoch-end checkpoint, mid-run
     assert _final(resumed) == _final(uninterrupted)
     assert not (run_dir / "checkpoints").exists()  # completed: checkpoints cleaned up
+    assert not list(run_dir.rglob("*.ckpt"))  # none elsewhere (Lightning's own, in csv/)
 
 
 def test_completed_run_is_not_run_again(tmp_path, data_dir):
@@ -106,6 +107,23 @@ def test_completed_run_is_not_run_again(tmp_path, data_dir):
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0 and "already completed" in again.stdout + again.stderr
     assert (run_dir / "summary.json").stat().st_mtime_ns == before
+
+
+def test_checkpoints_are_reglabs_own_and_kept_only_when_asked(tmp_path, data_dir):
+    """checkpoint.keep=true keeps last.ckpt and best.ckpt in checkpoints/; Lightning's
+    default checkpoint (an epoch=…-step=….ckpt under the logger's folder) is never made."""
+    kept, plain = tmp_path / "kept", tmp_path / "plain"
+    args = ["data=digits", "data.val_size=300", "trainer.max_epochs=2"]
+    assert (
+        run_cli(*args, "checkpoint.keep=true", f"hydra.run.dir={kept}", cwd=tmp_path).returncode
+        == 0
+    )
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*.ckpt")) == [
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    ]
+    assert run_cli(*args, f"hydra.run.dir={plain}", cwd=tmp_path).returncode == 0
+    assert not list(plain.rglob("*.ckpt"))
 
 
 def test_a_changed_config_reruns_and_keeps_the_earlier_run_aside(tmp_path, data_dir):

@@ -170,7 +170,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     history: HistoryRecorder = callbacks[0]
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out_dir)
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        default_root_dir=str(out_dir),
+        # Without this Lightning adds its own ModelCheckpoint, which writes a checkpoint
+        # into the logger's folder after every epoch and leaves it there.
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     last = out_dir / CHECKPOINTS / "last.ckpt"
     summary = {
