@@ -131,8 +131,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     A completed summary already in ``out_dir`` means the job is done: it is returned
     untouched. A ``last.ckpt`` there means an earlier attempt was cut off: training
-    resumes from it. Either only while the config is the same: a run of another config
-    is moved aside (:mod:`reglab.rerun`) and the job starts afresh.
+    resumes from it. Both only while the config is unchanged: a run of another config is
+    moved aside (:mod:`reglab.rerun`) and the job starts afresh.
     """
     config = OmegaConf.to_container(cfg, resolve=True)
     previous = read_summary(out_dir)
@@ -174,8 +174,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         logger=loggers or False,
         callbacks=callbacks,
         default_root_dir=str(out_dir),
-        # Without this Lightning adds its own ModelCheckpoint, which writes a checkpoint
-        # into the logger's folder after every epoch and leaves it there.
+        # Without this Lightning adds its own ModelCheckpoint, which writes checkpoints
+        # into the logger's folder while training and leaves the last one there.
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
     last = out_dir / CHECKPOINTS / "last.ckpt"
