@@ -99,6 +99,24 @@ def test_kill_9_loses_only_the_work_since_the_last_checkpoint(tmp_path, data_dir
     assert not list(run_dir.rglob("*.ckpt"))  # none elsewhere (Lightning's own, in csv/)
 
 
+def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, data_dir):
+    """kill -9 leaves last.ckpt and no summary; the checkpoint's own record of its config
+    tells a rerun with another lr not to resume it (the optimizer state holds the old lr)."""
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir)
+    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert not (run_dir / "summary.json").exists()
+    again = run_cli(*RUN, "optimizer.lr=0.02", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "optimizer.lr: 0.05 → 0.02" in again.stdout + again.stderr
+    fresh = read_summary(run_dir)
+    assert fresh["resumed_from_step"] is None and fresh["metrics"]["steps"] == 100
+    (kept,) = (run_dir / ".superseded").iterdir()
+    assert (kept / "checkpoints" / "last.ckpt").exists()
+
+
 def test_completed_run_is_not_run_again(tmp_path, data_dir):
     run_dir = tmp_path / "run"
     args = ["data=digits", "trainer.max_steps=10", f"hydra.run.dir={run_dir}"]

@@ -96,9 +96,16 @@ class ResumableCheckpoint(pl.Callback):
 
     SIGNALS = (signal.SIGINT, signal.SIGUSR2)
 
-    def __init__(self, path: Path, every_n_steps: int | None = None) -> None:
+    #: The checkpoint key holding the run's resolved config: a run killed before it wrote a
+    #: summary can still be told apart from a rerun of another config (reglab.rerun).
+    CONFIG_KEY = "reglab_config"
+
+    def __init__(
+        self, path: Path, every_n_steps: int | None = None, config: dict | None = None
+    ) -> None:
         self.path = Path(path)
         self.every_n_steps = every_n_steps
+        self.config = config
         self._previous: dict[int, object] = {}
         self._received: int | None = None
 
@@ -115,6 +122,10 @@ class ResumableCheckpoint(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.every_n_steps:
             self.save(trainer)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if self.config is not None:
+            checkpoint[self.CONFIG_KEY] = self.config
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -69,7 +69,8 @@ def build_callbacks(cfg: DictConfig, out_dir: Path, data: TensorDataModule) -> l
         callbacks.append(TQDMProgressBar(refresh_rate=50))
     if cfg.checkpoint.enabled:
         last = out_dir / CHECKPOINTS / "last.ckpt"
-        callbacks.append(ResumableCheckpoint(last, cfg.checkpoint.every_n_steps))
+        config = OmegaConf.to_container(cfg, resolve=True)
+        callbacks.append(ResumableCheckpoint(last, cfg.checkpoint.every_n_steps, config))
         if cfg.checkpoint.keep and len(data.splits["val"]):
             callbacks.append(
                 ModelCheckpoint(
@@ -135,8 +136,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     moved aside (:mod:`reglab.rerun`) and the job starts afresh.
     """
     config = OmegaConf.to_container(cfg, resolve=True)
+    last = out_dir / CHECKPOINTS / "last.ckpt"
     previous = read_summary(out_dir)
-    changes = changed_settings(previous.get("config"), config) if previous else []
+    recorded = (previous or {}).get("config") or _checkpoint_config(last)
+    changes = changed_settings(recorded, config)
     if changes:
         moved = set_aside(out_dir)
         shown = "; ".join(changes[:3]) + (f"; {len(changes) - 3} more" if len(changes) > 3 else "")
@@ -178,7 +181,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         # into the logger's folder while training and leaves the last one there.
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
     )
-    last = out_dir / CHECKPOINTS / "last.ckpt"
     summary = {
         "status": "failed",
         "name": cfg.name,
@@ -240,6 +242,14 @@ def _checkpoint_step(path: Path) -> int | None:
     if not path.exists():
         return None
     return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
+
+
+def _checkpoint_config(path: Path) -> dict | None:
+    """The resolved config a ``last.ckpt`` was saved under (None: no file, or an older one)."""
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    return saved.get(ResumableCheckpoint.CONFIG_KEY)
 
 
 def _overrides() -> list[str]:
