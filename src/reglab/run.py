@@ -63,13 +63,18 @@ def build_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:
     return torch.compile(model) if cfg.compile else model
 
 
-def build_callbacks(cfg: DictConfig, out_dir: Path, data: TensorDataModule) -> list[pl.Callback]:
+def build_callbacks(
+    cfg: DictConfig, out_dir: Path, data: TensorDataModule, config: dict | None = None
+) -> list[pl.Callback]:
+    """The run's callbacks; ``config`` is ``cfg`` resolved (resolved here if not given),
+    which ``last.ckpt`` records."""
     callbacks: list[pl.Callback] = [HistoryRecorder()]
     if cfg.trainer.get("enable_progress_bar", True):  # Rich's bar redraws at every step
         callbacks.append(TQDMProgressBar(refresh_rate=50))
     if cfg.checkpoint.enabled:
         last = out_dir / CHECKPOINTS / "last.ckpt"
-        config = OmegaConf.to_container(cfg, resolve=True)
+        if config is None:
+            config = OmegaConf.to_container(cfg, resolve=True)
         callbacks.append(ResumableCheckpoint(last, cfg.checkpoint.every_n_steps, config))
         if cfg.checkpoint.keep and len(data.splits["val"]):
             callbacks.append(
@@ -138,7 +143,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     last = out_dir / CHECKPOINTS / "last.ckpt"
     previous = read_summary(out_dir)
-    recorded = (previous or {}).get("config") or _checkpoint_config(last)
+    saved = _read_checkpoint(last)
+    recorded = (previous or {}).get("config") or (saved or {}).get(ResumableCheckpoint.CONFIG_KEY)
     changes = changed_settings(recorded, config)
     if changes:
         moved = set_aside(out_dir)
@@ -149,7 +155,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             shown,
             moved,
         )
-        previous = None
+        previous = saved = None
     if previous and previous.get("status") == "completed":
         log.info("%s: already completed, skipping", out_dir)
         return previous
@@ -169,7 +175,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         scheduler=scheduler,
         probe_images=probe,
     )
-    callbacks = build_callbacks(cfg, out_dir, data)
+    callbacks = build_callbacks(cfg, out_dir, data, config)
     history: HistoryRecorder = callbacks[0]
     loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
     trainer: pl.Trainer = instantiate(
@@ -190,7 +196,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
         "config": config,
         "git_commit": git_commit(),
         "versions": versions(),
-        "resumed_from_step": _checkpoint_step(last),
+        "resumed_from_step": int(saved["global_step"]) if saved else None,
     }
     metrics: dict = {}
     try:
@@ -238,18 +244,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     return summary
 
 
-def _checkpoint_step(path: Path) -> int | None:
+def _read_checkpoint(path: Path) -> dict | None:
+    """A ``last.ckpt`` memory-mapped (its step and recorded config are read, not its
+    tensors), or None if there is none."""
     if not path.exists():
         return None
-    return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True)["global_step"])
-
-
-def _checkpoint_config(path: Path) -> dict | None:
-    """The resolved config a ``last.ckpt`` was saved under (None: no file, or an older one)."""
-    if not path.exists():
-        return None
-    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return saved.get(ResumableCheckpoint.CONFIG_KEY)
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
 def _overrides() -> list[str]:

@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from reglab.report import published as pub
-from reglab.report.sweeps import choice, column, config_value
+from reglab.report.sweeps import choice, column, computed_overrides, config_value
 
 MEASURED = "measured (reglab)"
 DIFF = "measured − published"
@@ -1016,7 +1016,7 @@ def swept_settings(runs: pd.DataFrame, exclude: Sequence[str] = ("seed",)) -> pd
     (extra CLI overrides add to a sweep's grid) must not be averaged into one curve.
     """
     parsed = [
-        dict(o.split("=", 1) for o in (overrides or []) if "=" in o)
+        computed_overrides(overrides or [])
         for overrides in runs.get("overrides", pd.Series([[]] * len(runs)))
     ]
     keys = sorted({k for p in parsed for k in p} - set(exclude))
@@ -1029,9 +1029,9 @@ NO_BN_NUMBERS = "no published numbers (Ioffe & Szegedy 2015 Fig 1 gives curves o
 ACCURACY_LEVELS = (90.0, 95.0, 97.0, 98.0)
 
 
-def first_step_reaching(history: Sequence[dict[str, Any]], accuracy: float) -> float:
-    """The first evaluated step whose test accuracy (100 − test/error) is ≥ ``accuracy``."""
-    frame = _history_frame(history)
+def first_step_reaching(frame: pd.DataFrame, accuracy: float) -> float:
+    """The first evaluated step (of a :func:`_history_frame`) whose test accuracy
+    (100 − test/error) is ≥ ``accuracy``."""
     if "test/error" not in frame:
         return np.nan
     hit = frame["step"][100.0 - pd.to_numeric(frame["test/error"], errors="coerce") >= accuracy]
@@ -1046,9 +1046,11 @@ def updates_to_accuracy(runs: pd.DataFrame, networks: pd.Series) -> pd.DataFrame
     """
     rows = []
     for network in sorted(networks.unique()):
-        sub = runs[networks == network].sort_values("seed")
+        frames = [
+            _history_frame(h) for h in runs[networks == network].sort_values("seed")["history"]
+        ]
         for level in ACCURACY_LEVELS:
-            steps = np.array([first_step_reaching(h, level) for h in sub["history"]], dtype=float)
+            steps = np.array([first_step_reaching(f, level) for f in frames], dtype=float)
             reached = steps[~np.isnan(steps)]
             rows.append(
                 {

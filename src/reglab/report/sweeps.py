@@ -346,8 +346,21 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def short_overrides(overrides: Sequence[str], sep: str = ",") -> str:
     """The overrides that say what a job computed (``name=…``, ``trainer=…`` dropped)."""
-    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PLUMBING_KEYS]
+    kept = [o for o in overrides if _override_key(o) not in PLUMBING_KEYS]
     return sep.join(kept)
+
+
+def computed_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    """The same overrides as :func:`short_overrides`, as key (``+``/``~`` dropped) → value."""
+    return {
+        _override_key(o): o.partition("=")[2]
+        for o in overrides
+        if "=" in o and _override_key(o) not in PLUMBING_KEYS
+    }
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 # --------------------------------------------------------------------------- private
