@@ -31,11 +31,17 @@ def job_dirname(overrides: list[str]) -> str:
 
 
 def make_sweep(
-    root: Path, name: str, sweep_args: list[str], jobs: list[Job], scale: str | None = "quick"
+    root: Path,
+    name: str,
+    sweep_args: list[str],
+    jobs: list[Job],
+    scale: str | None = "quick",
+    grid: dict[str, str] | None = None,
 ) -> Path:
-    """Write ``root/multirun.yaml`` (basic sweeper, ``sweep_args`` as the command line) and
-    each job. A job is a dict with ``overrides`` and optionally ``status`` (``None`` writes
-    no summary), ``metrics``, ``history``, ``config``, ``choices``, ``seed``."""
+    """Write ``root/multirun.yaml`` (basic sweeper, ``sweep_args`` as the command line,
+    ``grid`` as the experiment file's ``hydra.sweeper.params``) and each job. A job is a
+    dict with ``overrides`` and optionally ``status`` (``None`` writes no summary),
+    ``metrics``, ``history``, ``config``, ``choices``, ``seed``."""
     root.mkdir(parents=True, exist_ok=True)
     task = [f"name={name}", *([f"scale={scale}"] if scale else []), *sweep_args]
     multirun = {
@@ -43,7 +49,7 @@ def make_sweep(
             "sweeper": {
                 "_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
                 "max_batch_size": None,
-                "params": None,
+                "params": grid,
             },
             "overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": task},
             "runtime": {"choices": {"scale": scale} if scale else {}},

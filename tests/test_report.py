@@ -362,6 +362,44 @@ def test_batchnorm_keeps_extra_swept_settings_apart() -> None:
     assert len(final) == 4
 
 
+def test_settings_swept_beside_the_grid_get_figures_of_their_own(tmp_path: Path) -> None:
+    """``make sweep EXP=penalties ARGS="optimizer.lr=0.01,0.1"``: one figure and one table
+    per lr, each from that lr's runs, never a mean over both."""
+    import copy
+
+    from report_fixtures import penalties_jobs
+
+    grid_args, jobs = penalties_jobs()
+    swept = []
+    for lr, worse in (("0.01", 0.0), ("0.1", 10.0)):
+        for job in copy.deepcopy(jobs):
+            job["overrides"].append(f"optimizer.lr={lr}")
+            job["metrics"]["test_error"] += worse
+            swept.append(job)
+    grid = dict(arg.split("=", 1) for arg in grid_args)  # the experiment file's grid
+    root = tmp_path / "logs" / "sweeps" / "penalties" / "quick"
+    make_sweep(root, "penalties", ["optimizer.lr=0.01,0.1"], swept, grid=grid)
+    sweep = sweeps.read_sweep(root)
+    assert sweep.grid_keys == {"regularizer", "regularizer.lam", "seed"}
+    assert len(sweep.completed) == 36 and not len(sweep.incomplete)
+
+    reports = figures.plot_sweep("penalties", sweep.completed, sweep.grid_keys)
+    assert [setting for setting, _ in reports] == ["optimizer.lr=0.01", "optimizer.lr=0.1"]
+    for (_, report), worse in zip(reports, (0.0, 10.0), strict=True):
+        table = report.tables[0][1].set_index(["regularizer", "λ"])
+        assert table.loc[("l2", 1e-3), "test error %"] == pytest.approx(3.0 + worse)
+        assert table.loc[("l2", 1e-3), "seeds"] == 2
+    pooled = figures.plot_sweep("penalties", sweep.completed, None)  # grid unknown: one figure
+    assert len(pooled) == 1
+    assert pooled[0][1].tables[0][1]["seeds"].max() == 4
+
+    out = tmp_path / "site"
+    html = cli.build_report([root], out).read_text(encoding="utf-8")
+    assert "Runs with optimizer.lr=0.01." in html and "Runs with optimizer.lr=0.1." in html
+    assert len(list((out / "figures").glob("penalties-quick--optimizer-lr-*.png"))) == 2
+    assert len(list(out.glob("*test-error-and-exact-zeros-by-optimizer-lr-0-1*.csv"))) == 1
+
+
 def test_randomization_uses_thousands_of_steps_and_marks_published_points() -> None:
     from report_fixtures import randomization_jobs
 

@@ -119,19 +119,26 @@ def experiment_section(sweep: sw.Sweep, fig_dir: Path, stem: str) -> Section:
         text += [f"Paper's claim: {c}" for c in pub.claims(sweep.experiment)]
     figures: list[tuple[Path, str]] = []
     tables: list[tuple[str, pd.DataFrame]] = []
-    if len(done):
+    if sweep.experiment not in figs.PLOTTERS:
+        text.append("No paper figure is defined for this experiment; its runs are listed.")
+    elif len(done):
         try:
-            report = figs.plot_experiment(sweep.experiment, done)
+            reports = figs.plot_sweep(sweep.experiment, done, sweep.grid_keys)
         except Exception:  # one odd sweep must not cost the whole page its other figures
             traceback.print_exc()
-            report = None
+            reports = []
             text.append("Drawing this figure failed (traceback on stderr); its runs are listed.")
-        if report is not None:
-            report.stem = stem
-            figures.append((report.save(fig_dir), report.caption))
-            tables += [(t, rounded(df)) for t, df in report.tables]
-        elif sweep.experiment not in figs.PLOTTERS:
-            text.append("No paper figure is defined for this experiment; its runs are listed.")
+        if len(reports) > 1:
+            text.append(
+                "This sweep also varied settings outside the experiment's own grid; each of "
+                "their values has its own figure and tables, never one average over them."
+            )
+        for setting, report in reports:
+            report.stem = f"{stem}--{slugify(setting)}" if setting else stem
+            caption = f"Runs with {setting}. {report.caption}" if setting else report.caption
+            suffix = f" ({setting})" if setting else ""
+            figures.append((report.save(fig_dir), caption))
+            tables += [(f"{t}{suffix}", rounded(df)) for t, df in report.tables]
     else:
         text.append("No job of this sweep has completed yet, so there is nothing to plot.")
     if len(sweep.incomplete):

@@ -12,7 +12,7 @@ figure. Where a paper gives no number, no published series is drawn.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1215,7 +1215,34 @@ PAPER_FIGURES = {
 }
 
 
+#: Figures that draw settings swept beside their own grid themselves, in one figure.
+KEEP_EXTRA_SETTINGS_IN_ONE_FIGURE = frozenset({"batchnorm"})
+
+
 def plot_experiment(experiment: str, runs: pd.DataFrame) -> FigureReport | None:
     """The paper's figure for ``experiment`` from its completed runs (None if unknown)."""
     plotter = PLOTTERS.get(experiment)
     return plotter(runs.reset_index(drop=True), experiment) if plotter else None
+
+
+def plot_sweep(
+    experiment: str, runs: pd.DataFrame, grid_keys: Collection[str] | None
+) -> list[tuple[str, FigureReport]]:
+    """The paper's figure once per setting swept beside the experiment's own grid.
+
+    Extra command-line sweeps add to a sweep's grid (``ARGS="optimizer.lr=0.01,0.1"``);
+    averaging over them would blend different experiments into one mean ± s.d., so each
+    such setting (``"optimizer.lr=0.01"``) gets its own figure. ``grid_keys`` are the keys of
+    the sweep's own ``hydra.sweeper.params``; where unknown (None), nothing is split.
+    Returns (setting, figure) pairs, the setting ``""`` when there is one figure.
+    """
+    plotter = PLOTTERS.get(experiment)
+    if plotter is None:
+        return []
+    if grid_keys is None or experiment in KEEP_EXTRA_SETTINGS_IN_ONE_FIGURE:
+        return [("", plotter(runs.reset_index(drop=True), experiment))]
+    settings = swept_settings(runs, exclude=(*grid_keys, "seed"))
+    return [
+        (setting, plotter(runs[settings == setting].reset_index(drop=True), experiment))
+        for setting in sorted(settings.unique())
+    ]

@@ -123,6 +123,15 @@ class Sweep:
         """The command line of the sweep (with its comma-separated sweep values)."""
         return list(_get(self.multirun, "hydra.overrides.task") or [])
 
+    @property
+    def grid_keys(self) -> frozenset[str] | None:
+        """The keys of the sweep's own grid, ``hydra.sweeper.params`` (the experiment and
+        scale files'), as opposed to sweeps added on the command line; None if unrecorded."""
+        params = _get(self.multirun, "hydra.sweeper.params")
+        if not isinstance(params, dict) or not params:
+            return None
+        return frozenset(_override_key(str(k)) for k in params)
+
     def status_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.runs["status"].value_counts().items()}
 
