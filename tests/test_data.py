@@ -7,7 +7,7 @@ import torch
 
 from reglab.data import DataError, PartialLabels, TensorDataModule
 from reglab.data.batches import EpochPermutation, TensorBatches
-from reglab.data.datamodule import centre_crop, subset
+from reglab.data.datamodule import binarize, centre_crop, subset
 from reglab.data.sources import Split, load
 
 
@@ -97,6 +97,26 @@ def test_crop_applies_to_every_split():
     data = TensorDataModule("digits", root="unused", val_size=100, crop=6).load()
     assert data.input_shape == (1, 6, 6)
     assert {tuple(s.images.shape[1:]) for s in data.splits.values()} == {(1, 6, 6)}
+
+
+def test_binarize_thresholds_at_half_intensity():
+    """Ioffe & Szegedy §4.1: "a 28x28 binary image as input"."""
+    images = torch.tensor([0, 1, 127, 128, 200, 255], dtype=torch.uint8).view(1, 1, 2, 3)
+    split = binarize(Split(images, torch.tensor([3])))
+    assert split.images.dtype == torch.uint8
+    assert split.images.flatten().tolist() == [0, 0, 0, 255, 255, 255]
+    assert split.labels.tolist() == [3]
+
+
+def test_binary_input_reaches_the_net_as_zeros_and_ones():
+    data = TensorDataModule("digits", root="unused", val_size=100, binarize=True, normalize="unit")
+    data.load()
+    for split in data.splits.values():
+        assert set(split.images.unique().tolist()) == {0, 255}
+    batch = data.to_input(data.splits["train"].images[:64])
+    assert set(batch.unique().tolist()) == {0.0, 1.0}
+    grey = TensorDataModule("digits", root="unused", val_size=100).load()
+    assert len(grey.splits["train"].images.unique()) > 2  # off by default
 
 
 def test_digits_load_offline():

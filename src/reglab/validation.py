@@ -52,6 +52,7 @@ RULES: list[Rule] = [
     ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("data.train_size", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
     ("data.crop", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
+    ("data.binarize", lambda v: isinstance(v, bool), "true or false"),
     ("data.batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     (

@@ -43,6 +43,15 @@ def centre_crop(split: Split, size: int) -> Split:
     return Split(split.images[..., top : top + size, left : left + size].contiguous(), split.labels)
 
 
+def binarize(split: Split) -> Split:
+    """Pixels at half intensity or above become white (255), the rest black (0).
+
+    Ioffe & Szegedy 2015, §4.1 feed "a 28x28 binary image as input"; MNIST ships grey levels.
+    """
+    white = torch.full((), 255, dtype=split.images.dtype)
+    return Split(torch.where(split.images >= 127.5, white, 0), split.labels)
+
+
 class TensorDataModule(pl.LightningDataModule):
     """Train / validation / test splits held as whole tensors.
 
@@ -58,6 +67,7 @@ class TensorDataModule(pl.LightningDataModule):
         download: bool = True,
         val_size: int = 10_000,
         crop: int | None = None,
+        binarize: bool = False,
         train_size: int | None = None,
         balanced: bool = False,
         batch_size: int = 100,
@@ -74,6 +84,7 @@ class TensorDataModule(pl.LightningDataModule):
         self.download = download
         self.val_size = val_size
         self.crop = crop
+        self.binarize = binarize
         self.train_size = train_size
         self.balanced = balanced
         self.batch_size = batch_size
@@ -94,6 +105,8 @@ class TensorDataModule(pl.LightningDataModule):
             raw = RawData(
                 centre_crop(raw.train, self.crop), centre_crop(raw.test, self.crop), raw.num_classes
             )
+        if self.binarize:
+            raw = RawData(binarize(raw.train), binarize(raw.test), raw.num_classes)
         train = raw.train
         if self.val_size > len(train) - 1:
             raise sources.DataError(
