@@ -98,6 +98,9 @@ def test_quick_scale_shrinks_the_paper_protocol():
         assert cifar.data.name == "cifar10" and cifar.data.normalize == "per_image"
         assert cifar.data.crop == 28  # Zhang et al. App. A
         assert cifar.optimizer.lr == 0.01 and cifar.scheduler.gamma == 0.95
+        for scale in ("quick", "paper"):  # Ioffe & Szegedy §4.1: "a 28x28 binary image"
+            bn = compose("config", ["experiment=batchnorm", f"scale={scale}"])
+            assert bn.data.binarize and bn.data.normalize == "unit" and bn.data.batch_size == 60
 
 
 @pytest.mark.parametrize(
