@@ -215,6 +215,19 @@ def test_basic_launcher_failed_job_is_recorded_others_go_on_rerun_skips(tmp_path
     # ...and the failed one is tried again (and fails again).
     assert read_summary(bad)["status"] == "diverged" and again.returncode != 0
     assert rerun_s < 60
+    # A later sweep into the same folder is judged by its own jobs only: the diverged job
+    # of the earlier sweep is neither counted nor named, and the sweep exits 0.
+    good_only = run_cli(
+        *TINY, "seed=0", GOOD, f"hydra.sweep.dir={sweep}", "launcher=local", cwd=tmp_path
+    )
+    assert good_only.returncode == 0, good_only.stderr[-3000:]
+    assert "1 completed;" in good_only.stdout + good_only.stderr
+    assert "diverged" not in good_only.stdout + good_only.stderr
+    # The report agrees: the job first run with other paths is this sweep's one job.
+    from reglab.report.sweeps import read_sweep
+
+    runs = read_sweep(sweep).runs
+    assert list(runs["status"]) == ["completed"] and Path(runs["path"][0]) == good
 
 
 def test_joblib_failed_job_recorded_and_one_wandb_run_per_job(tmp_path):

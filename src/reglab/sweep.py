@@ -16,6 +16,16 @@ from typing import ClassVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from reglab.jobs import (
+    MULTIRUN,
+    NO_SUMMARY,
+    OVERRIDES,
+    dirname_excluded,
+    expected_jobs,
+    job_dirs,
+    job_key,
+    load_yaml,
+)
 from reglab.summary import SUMMARY, read_summary
 
 log = logging.getLogger("reglab")
@@ -27,15 +37,26 @@ def disk_usage(folder: Path) -> int:
 
 
 def job_statuses(sweep_dir: Path) -> dict[str, str]:
-    """Job folder (relative to the sweep) → status from its summary.
+    """Job folder (relative to the sweep) → status from its summary (``no summary``: the
+    job died before writing one), for the jobs this sweep asked for.
 
-    Hidden folders are skipped: ``<job>/.superseded/`` keeps runs of an earlier config.
+    The sweep's folder is stable, so it may also hold jobs of an earlier sweep with other
+    overrides; those are left out (see :func:`reglab.jobs.expected_jobs`).
     """
+    multirun = load_yaml(sweep_dir / MULTIRUN)
+    expected, excluded = expected_jobs(multirun), dirname_excluded(multirun)
     statuses = {}
-    for path in sorted(sweep_dir.rglob(SUMMARY)):
-        job = path.parent.relative_to(sweep_dir)
-        if not any(part.startswith(".") for part in job.parts):
-            statuses[str(job)] = (read_summary(path.parent) or {}).get("status", "unreadable")
+    for job in job_dirs(sweep_dir):
+        summary = read_summary(job)
+        if expected is not None:
+            overrides = summary.get("overrides") if summary else load_yaml(job / OVERRIDES)
+            if job_key(overrides or [], excluded) not in expected:
+                continue
+        if summary is None:
+            status = "unreadable" if (job / SUMMARY).exists() else NO_SUMMARY
+        else:
+            status = summary.get("status", "unreadable")
+        statuses[str(job.relative_to(sweep_dir))] = status
     return statuses
 
 

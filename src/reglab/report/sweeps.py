@@ -20,13 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from reglab.jobs import (
+    MULTIRUN,
+    NO_SUMMARY,
+    OVERRIDES,
+    dirname_excluded,
+    expected_jobs,
+    job_dirs,
+    job_key,
+    load_yaml,
+    override_key,
+    skip_dir,
+)
 from reglab.summary import SUMMARY
 
-MULTIRUN = "multirun.yaml"
-OVERRIDES = Path(".hydra") / "overrides.yaml"
-NO_SUMMARY = "no summary"  # a job folder without summary.json: still running, or killed
 NOT_STARTED = "not started"  # asked for by the sweep, but no job folder exists
 COMPLETED = "completed"
 INTERRUPTED = "interrupted"  # stopped (e.g. Ctrl-C, preemption); rerunning resumes it
@@ -130,7 +138,7 @@ class Sweep:
         params = _get(self.multirun, "hydra.sweeper.params")
         if not isinstance(params, dict) or not params:
             return None
-        return frozenset(_override_key(str(k)) for k in params)
+        return frozenset(override_key(str(k)) for k in params)
 
     def status_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.runs["status"].value_counts().items()}
@@ -151,7 +159,7 @@ def find_sweep_roots(roots: Iterable[str | Path]) -> list[Path]:
         if (root / MULTIRUN).is_file():
             found.add(root.resolve())
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not _skip_dir(d)]
+            dirnames[:] = [d for d in dirnames if not skip_dir(d)]
             if MULTIRUN in filenames:
                 found.add(Path(dirpath).resolve())
     return sorted(found)
@@ -175,37 +183,24 @@ def latest_sweeps(sweeps: Sequence[Sweep]) -> dict[str, Sweep]:
 def read_sweep(root: str | Path, nested: Sequence[Path] = ()) -> Sweep:
     """One sweep: its ``multirun.yaml`` and a row per job (see module docstring)."""
     root = Path(root).resolve()
-    multirun = _load_yaml(root / MULTIRUN)
+    multirun = load_yaml(root / MULTIRUN)
     others = [n for n in map(Path, nested) if n != root and _is_below(n, root)]
     jobs = [j for j in job_dirs(root) if not any(_is_below(j, n) for n in others)]
     rows = [read_job(j, sweep=root) for j in jobs]
     expected = expected_jobs(multirun)
     ignored = 0
     if expected is not None:
-        keys = {_key(r["overrides"]) for r in rows}
+        excluded = dirname_excluded(multirun)
+        keys = {job_key(r["overrides"], excluded) for r in rows}
         if keys & set(expected) or not rows:
-            ignored = sum(_key(r["overrides"]) not in expected for r in rows)
-            rows = [r for r in rows if _key(r["overrides"]) in expected]
+            ignored = sum(job_key(r["overrides"], excluded) not in expected for r in rows)
+            rows = [r for r in rows if job_key(r["overrides"], excluded) in expected]
             rows += [_not_started(o, root) for k, o in expected.items() if k not in keys]
     experiment = _experiment_name(rows, multirun, root)
     for row in rows:
         row["experiment"] = row["experiment"] or experiment
     runs = _frame(rows)
     return Sweep(root, experiment, _scale(rows, multirun), runs, multirun, ignored)
-
-
-def job_dirs(root: str | Path) -> list[Path]:
-    """Folders below ``root`` that are Hydra jobs (a summary or ``.hydra/overrides.yaml``)."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        path = Path(dirpath)
-        if SUMMARY in filenames or (path / OVERRIDES).is_file():
-            if path != Path(root):
-                out.append(path)
-            dirnames[:] = []  # a job's own folders (checkpoints, csv, wandb) hold no jobs
-            continue
-        dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
-    return sorted(out)
 
 
 def find_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
@@ -242,11 +237,11 @@ def read_job(job: str | Path, sweep: Path | None) -> dict[str, Any]:
     row.update(path=str(job), sweep=str(sweep) if sweep else None, mtime=_mtime(job / SUMMARY))
     row["job"] = str(job.relative_to(sweep)) if sweep else job.name
     if summary is None:
-        overrides = _load_yaml(job / OVERRIDES)
+        overrides = load_yaml(job / OVERRIDES)
         row.update(
             status=NO_SUMMARY,
             overrides=list(overrides) if isinstance(overrides, list) else [],
-            config=_load_yaml(job / ".hydra" / "config.yaml"),
+            config=load_yaml(job / ".hydra" / "config.yaml"),
             choices={},
             metrics={},
             history=[],
@@ -290,34 +285,6 @@ def _not_started(overrides: list[str], sweep: Path) -> dict[str, Any]:
     return row
 
 
-# --------------------------------------------------------------------------- expected jobs
-
-
-def expected_jobs(multirun: dict[str, Any]) -> dict[frozenset[str], list[str]] | None:
-    """The jobs Hydra's basic sweeper makes of this ``multirun.yaml`` (None if unknown).
-
-    Mirrors ``BasicSweeper.sweep``: ``hydra.sweeper.params`` first (interpolations such as
-    ``${scale.seeds}`` resolved against the sweep's config, as Hydra does), then the
-    command-line overrides, expanded into their cartesian product by Hydra's own parser.
-    """
-    target = str(_get(multirun, "hydra.sweeper._target_") or "")
-    task = _get(multirun, "hydra.overrides.task")
-    if not target.endswith("BasicSweeper") or not isinstance(task, list):
-        return None
-    try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-        from omegaconf import OmegaConf
-
-        params = OmegaConf.create(multirun).hydra.sweeper.params or {}
-        args = [f"{k}={params[k]}" for k in params] + [str(t) for t in task]
-        parsed = OverridesParser.create().parse_overrides(args)
-        batches = BasicSweeper.split_arguments(parsed, None)
-    except Exception:  # a sweep this reader cannot re-derive: list what is there
-        return None
-    return {_key(job): list(job) for batch in batches for job in batch}
-
-
 # --------------------------------------------------------------------------- helpers for figures
 
 
@@ -355,21 +322,17 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def short_overrides(overrides: Sequence[str], sep: str = ",") -> str:
     """The overrides that say what a job computed (``name=…``, ``trainer=…`` dropped)."""
-    kept = [o for o in overrides if _override_key(o) not in PLUMBING_KEYS]
+    kept = [o for o in overrides if override_key(o) not in PLUMBING_KEYS]
     return sep.join(kept)
 
 
 def computed_overrides(overrides: Sequence[str]) -> dict[str, str]:
     """The same overrides as :func:`short_overrides`, as key (``+``/``~`` dropped) → value."""
     return {
-        _override_key(o): o.partition("=")[2]
+        override_key(o): o.partition("=")[2]
         for o in overrides
-        if "=" in o and _override_key(o) not in PLUMBING_KEYS
+        if "=" in o and override_key(o) not in PLUMBING_KEYS
     }
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 # --------------------------------------------------------------------------- private
@@ -377,10 +340,6 @@ def _override_key(override: str) -> str:
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-
-
-def _key(overrides: Iterable[str]) -> frozenset[str]:
-    return frozenset(str(o) for o in overrides)
 
 
 def _experiment_name(rows: list[dict[str, Any]], multirun: dict[str, Any], root: Path) -> str:
@@ -421,13 +380,6 @@ def _load_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _load_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-
-
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -437,8 +389,3 @@ def _mtime(path: Path) -> float:
 
 def _is_below(path: Path, parent: Path) -> bool:
     return path != parent and parent in path.parents
-
-
-def _skip_dir(name: str) -> bool:
-    """Folders that never hold jobs: hidden ones, checkpoints, logger output."""
-    return name.startswith(".") or name in {"checkpoints", "csv", "tensorboard", "wandb"}

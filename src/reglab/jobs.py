@@ -1,0 +1,106 @@
+"""Which folders of a sweep are its jobs.
+
+Shared by the summary a sweep prints when it ends (:mod:`reglab.sweep`, in the launching
+process, which must stay light: no pandas) and the report (:mod:`reglab.report.sweeps`).
+A sweep's folder is stable, so it can also hold the job folders of an earlier sweep with
+other overrides; where Hydra's basic sweeper made the sweep, :func:`expected_jobs`
+re-derives the jobs it asked for from ``multirun.yaml``, and only those count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reglab.summary import SUMMARY
+
+MULTIRUN = "multirun.yaml"
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+NO_SUMMARY = "no summary"  # a job folder without summary.json: still running, or killed
+#: Folders that never hold jobs: logger output, checkpoints, and hidden ones such as
+#: ``<job>/.superseded/`` (runs of an earlier config, see :mod:`reglab.rerun`).
+NOT_JOBS = frozenset({"checkpoints", "csv", "tensorboard", "wandb"})
+
+
+def skip_dir(name: str) -> bool:
+    """True for folders that never hold jobs."""
+    return name.startswith(".") or name in NOT_JOBS
+
+
+def job_dirs(root: str | Path) -> list[Path]:
+    """Folders below ``root`` that are Hydra jobs (a summary or ``.hydra/overrides.yaml``)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        path = Path(dirpath)
+        if SUMMARY in filenames or (path / OVERRIDES).is_file():
+            if path != Path(root):
+                out.append(path)
+            dirnames[:] = []  # a job's own folders (checkpoints, csv, wandb) hold no jobs
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not skip_dir(d))
+    return sorted(out)
+
+
+def override_key(override: str) -> str:
+    """``+model.depth=3`` → ``model.depth``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def dirname_excluded(multirun: dict[str, Any]) -> frozenset[str]:
+    """Override keys the sweep leaves out of its job folders' names
+    (``hydra.job.config.override_dirname.exclude_keys``: paths, launcher, threads, …)."""
+    node: Any = multirun
+    for part in ("hydra", "job", "config", "override_dirname", "exclude_keys"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return frozenset(str(k) for k in node) if isinstance(node, list) else frozenset()
+
+
+def job_key(overrides: Iterable[str], excluded: Iterable[str] = ()) -> frozenset[str]:
+    """A job's identity: its overrides in any order, less the ``excluded`` keys.
+
+    With the keys left out of folder names excluded, two runs share a key exactly when
+    they share a job folder: a rerun with another ``paths.log_dir`` is the same job.
+    """
+    excluded = frozenset(excluded)
+    return frozenset(str(o) for o in overrides if override_key(str(o)) not in excluded)
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content; ``{}`` if it is missing or unreadable."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def expected_jobs(multirun: dict[str, Any]) -> dict[frozenset[str], list[str]] | None:
+    """The jobs Hydra's basic sweeper makes of this ``multirun.yaml`` (None if unknown),
+    keyed by :func:`job_key` with the sweep's :func:`dirname_excluded` keys.
+
+    Mirrors ``BasicSweeper.sweep``: ``hydra.sweeper.params`` first (interpolations such as
+    ``${scale.seeds}`` resolved against the sweep's config, as Hydra does), then the
+    command-line overrides, expanded into their cartesian product by Hydra's own parser.
+    """
+    hydra = multirun.get("hydra") if isinstance(multirun, dict) else None
+    hydra = hydra if isinstance(hydra, dict) else {}
+    target = str((hydra.get("sweeper") or {}).get("_target_") or "")
+    task = (hydra.get("overrides") or {}).get("task")
+    if not target.endswith("BasicSweeper") or not isinstance(task, list):
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        params = OmegaConf.create(multirun).hydra.sweeper.params or {}
+        args = [f"{k}={params[k]}" for k in params] + [str(t) for t in task]
+        parsed = OverridesParser.create().parse_overrides(args)
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # a sweep this reader cannot re-derive: list what is there
+        return None
+    excluded = dirname_excluded(multirun)
+    return {job_key(job, excluded): list(job) for batch in batches for job in batch}
