@@ -379,11 +379,19 @@ def test_settings_swept_beside_the_grid_get_figures_of_their_own(tmp_path: Path)
     grid = dict(arg.split("=", 1) for arg in grid_args)  # the experiment file's grid
     root = tmp_path / "logs" / "sweeps" / "penalties" / "quick"
     make_sweep(root, "penalties", ["optimizer.lr=0.01,0.1"], swept, grid=grid)
+    # One job was first run with its data elsewhere: a key left out of folder names,
+    # which never makes a setting of its own.
+    multirun = yaml.safe_load((root / "multirun.yaml").read_text())
+    multirun["hydra"]["job"] = {"config": {"override_dirname": {"exclude_keys": ["data.root"]}}}
+    (root / "multirun.yaml").write_text(yaml.safe_dump(multirun))
+    moved = next(root.glob("*optimizer.lr=0.1,*seed=0/summary.json"))
+    summary = json.loads(moved.read_text())
+    moved.write_text(json.dumps(summary | {"overrides": [*summary["overrides"], "data.root=/x"]}))
     sweep = sweeps.read_sweep(root)
     assert sweep.grid_keys == {"regularizer", "regularizer.lam", "seed"}
     assert len(sweep.completed) == 36 and not len(sweep.incomplete)
 
-    reports = figures.plot_sweep("penalties", sweep.completed, sweep.grid_keys)
+    reports = figures.plot_sweep("penalties", sweep.completed, sweep.grid_keys, sweep.unnamed_keys)
     assert [setting for setting, _ in reports] == ["optimizer.lr=0.01", "optimizer.lr=0.1"]
     for (_, report), worse in zip(reports, (0.0, 10.0), strict=True):
         table = report.tables[0][1].set_index(["regularizer", "λ"])

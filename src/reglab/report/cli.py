@@ -123,7 +123,9 @@ def experiment_section(sweep: sw.Sweep, fig_dir: Path, stem: str) -> Section:
         text.append("No paper figure is defined for this experiment; its runs are listed.")
     elif len(done):
         try:
-            reports = figs.plot_sweep(sweep.experiment, done, sweep.grid_keys)
+            reports = figs.plot_sweep(
+                sweep.experiment, done, sweep.grid_keys, ignore=sweep.unnamed_keys
+            )
         except Exception:  # one odd sweep must not cost the whole page its other figures
             traceback.print_exc()
             reports = []

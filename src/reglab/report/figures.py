@@ -1226,7 +1226,10 @@ def plot_experiment(experiment: str, runs: pd.DataFrame) -> FigureReport | None:
 
 
 def plot_sweep(
-    experiment: str, runs: pd.DataFrame, grid_keys: Collection[str] | None
+    experiment: str,
+    runs: pd.DataFrame,
+    grid_keys: Collection[str] | None,
+    ignore: Collection[str] = (),
 ) -> list[tuple[str, FigureReport]]:
     """The paper's figure once per setting swept beside the experiment's own grid.
 
@@ -1234,14 +1237,15 @@ def plot_sweep(
     averaging over them would blend different experiments into one mean ± s.d., so each
     such setting (``"optimizer.lr=0.01"``) gets its own figure. ``grid_keys`` are the keys of
     the sweep's own ``hydra.sweeper.params``; where unknown (None), nothing is split.
-    Returns (setting, figure) pairs, the setting ``""`` when there is one figure.
+    ``ignore``: keys that never change a result (paths, parallelism), which runs of one job
+    may differ in. Returns (setting, figure) pairs, the setting ``""`` for one figure.
     """
     plotter = PLOTTERS.get(experiment)
     if plotter is None:
         return []
     if grid_keys is None or experiment in KEEP_EXTRA_SETTINGS_IN_ONE_FIGURE:
         return [("", plotter(runs.reset_index(drop=True), experiment))]
-    settings = swept_settings(runs, exclude=(*grid_keys, "seed"))
+    settings = swept_settings(runs, exclude=(*grid_keys, *ignore, "seed"))
     return [
         (setting, plotter(runs[settings == setting].reset_index(drop=True), experiment))
         for setting in sorted(settings.unique())

@@ -140,6 +140,11 @@ class Sweep:
             return None
         return frozenset(override_key(str(k)) for k in params)
 
+    @property
+    def unnamed_keys(self) -> frozenset[str]:
+        """Override keys left out of job folders' names: they never change a result."""
+        return dirname_excluded(self.multirun)
+
     def status_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.runs["status"].value_counts().items()}
 
@@ -190,7 +195,7 @@ def read_sweep(root: str | Path, nested: Sequence[Path] = ()) -> Sweep:
     expected = expected_jobs(multirun)
     ignored = 0
     if expected is not None:
-        excluded = dirname_excluded(multirun)
+        excluded = dirname_excluded(multirun)  # what Sweep.unnamed_keys returns
         keys = {job_key(r["overrides"], excluded) for r in rows}
         if keys & set(expected) or not rows:
             ignored = sum(job_key(r["overrides"], excluded) not in expected for r in rows)
