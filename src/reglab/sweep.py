@@ -16,16 +16,7 @@ from typing import ClassVar
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from reglab.jobs import (
-    MULTIRUN,
-    NO_SUMMARY,
-    OVERRIDES,
-    dirname_excluded,
-    expected_jobs,
-    job_dirs,
-    job_key,
-    load_yaml,
-)
+from reglab import jobs
 from reglab.summary import SUMMARY, read_summary
 
 log = logging.getLogger("reglab")
@@ -43,17 +34,18 @@ def job_statuses(sweep_dir: Path) -> dict[str, str]:
     The sweep's folder is stable, so it may also hold jobs of an earlier sweep with other
     overrides; those are left out (see :func:`reglab.jobs.expected_jobs`).
     """
-    multirun = load_yaml(sweep_dir / MULTIRUN)
-    expected, excluded = expected_jobs(multirun), dirname_excluded(multirun)
+    multirun = jobs.load_yaml(sweep_dir / jobs.MULTIRUN)
+    expected, excluded = jobs.expected_jobs(multirun), jobs.dirname_excluded(multirun)
     statuses = {}
-    for job in job_dirs(sweep_dir):
+    for job in jobs.job_dirs(sweep_dir):
         summary = read_summary(job)
         if expected is not None:
-            overrides = summary.get("overrides") if summary else load_yaml(job / OVERRIDES)
-            if job_key(overrides or [], excluded) not in expected:
+            recorded = summary or {"overrides": jobs.load_yaml(job / jobs.OVERRIDES)}
+            overrides = recorded.get("overrides")
+            if jobs.job_key(overrides or [], excluded) not in expected:
                 continue
         if summary is None:
-            status = "unreadable" if (job / SUMMARY).exists() else NO_SUMMARY
+            status = "unreadable" if (job / SUMMARY).exists() else jobs.NO_SUMMARY
         else:
             status = summary.get("status", "unreadable")
         statuses[str(job.relative_to(sweep_dir))] = status
