@@ -944,7 +944,10 @@ def plot_batchnorm(runs: pd.DataFrame, experiment: str = "batchnorm") -> FigureR
     apart: each gets its own line style and its own table rows.
     """
     bn = column(runs, "model.batchnorm", False).fillna(False).astype(bool)
-    extra = swept_settings(runs, exclude=("model.batchnorm", "seed"))
+    if EXTRA_SETTING in runs:  # from plot_sweep, which knows the sweep's own grid
+        extra = runs[EXTRA_SETTING]
+    else:
+        extra = swept_settings(runs, exclude=("model.batchnorm", "seed"))
     runs = runs.assign(bn=bn, extra=extra)
     networks = runs["bn"].map({True: "with BN", False: "without BN"}) + extra.map(
         lambda e: f" ({e})" if e else ""
@@ -1215,8 +1218,10 @@ PAPER_FIGURES = {
 }
 
 
-#: Figures that draw settings swept beside their own grid themselves, in one figure.
+#: Figures that draw settings swept beside their own grid themselves, in one figure: they
+#: find each run's setting in the column :data:`EXTRA_SETTING`.
 KEEP_EXTRA_SETTINGS_IN_ONE_FIGURE = frozenset({"batchnorm"})
+EXTRA_SETTING = "extra setting"
 
 
 def plot_experiment(experiment: str, runs: pd.DataFrame) -> FigureReport | None:
@@ -1243,9 +1248,11 @@ def plot_sweep(
     plotter = PLOTTERS.get(experiment)
     if plotter is None:
         return []
-    if grid_keys is None or experiment in KEEP_EXTRA_SETTINGS_IN_ONE_FIGURE:
+    if grid_keys is None:
         return [("", plotter(runs.reset_index(drop=True), experiment))]
     settings = swept_settings(runs, exclude=(*grid_keys, *ignore, "seed"))
+    if experiment in KEEP_EXTRA_SETTINGS_IN_ONE_FIGURE:
+        return [("", plotter(runs.assign(**{EXTRA_SETTING: settings}), experiment))]
     return [
         (setting, plotter(runs[settings == setting].reset_index(drop=True), experiment))
         for setting in sorted(settings.unique())
