@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -95,3 +96,77 @@ def activation_probe(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
             {f"probe/last_preact_p{int(p)}": float(v) for p, v in zip((15, 50, 85), q, strict=True)}
         )
     return stats
+
+
+# -- members of a stack (reglab.models.stack): one value per member ----------------------
+@torch.no_grad()
+def evaluate_members(
+    net: nn.Module, data, split: str, members: torch.Tensor, mc_samples: int = 0
+) -> tuple[list[float], list[float]]:
+    """Mean cross-entropy and error % of each of ``members`` over ``split`` in eval mode,
+    or of averaging ``mc_samples`` stochastic passes (Srivastava §7.5) when > 0."""
+    from reglab.models.stack import set_member_stochastic
+
+    was_training = net.training
+    net.eval()
+    k = len(members)
+    loss_sum = torch.zeros(k, device=members.device, dtype=torch.float64)
+    wrong = torch.zeros(k, device=members.device, dtype=torch.int64)
+    count = torch.zeros_like(wrong)
+    for x, y, valid in data.eval_batches(split, members):
+        if mc_samples:
+            set_member_stochastic(net, True)
+            try:
+                probs = 0
+                for i in range(mc_samples):
+                    net.set_mask_counter(-(i + 1))
+                    probs = probs + F.softmax(net(x, members=members).float(), dim=-1)
+            finally:
+                set_member_stochastic(net, False)
+            log_probs = (probs / mc_samples).clamp_min(1e-12).log()
+        else:
+            log_probs = net(x, members=members).float()
+        losses = F.cross_entropy(log_probs.flatten(0, 1), y.flatten(), reduction="none")
+        loss_sum += (losses.view_as(y) * valid).sum(1)
+        wrong += ((log_probs.argmax(-1) != y) & valid).sum(1)
+        count += valid.sum(1)
+    net.train(was_training)
+    n = count.tolist()
+    return (
+        [s / c if c else math.nan for s, c in zip(loss_sum.tolist(), n, strict=True)],
+        [100.0 * w / c if c else math.nan for w, c in zip(wrong.tolist(), n, strict=True)],
+    )
+
+
+@torch.no_grad()
+def probe_members(net: nn.Module, x: torch.Tensor, members: torch.Tensor) -> list[dict[str, float]]:
+    """:func:`activation_probe` for each of ``members`` on its own images ``x`` (k, N, ...)."""
+    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, ACTIVATION_TYPES)]
+    records: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = [
+        m.register_forward_hook(
+            lambda m, inp, out, name=name: records.__setitem__(name, (inp[0], out))
+        )
+        for name, m in layers
+    ]
+    was_training = net.training
+    net.eval()
+    try:
+        net(x, members=members)
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    columns: dict[str, torch.Tensor] = {}
+    for name, _ in layers:
+        out = records[name][1].float().flatten(1)
+        columns[f"act/{name}/mean"] = out.mean(1)
+        columns[f"act/{name}/zero_fraction"] = (out == 0).float().mean(1)
+    if layers:
+        pre = records[layers[-1][0]][0].float()
+        unit = pre.flatten(3).mean(3)[:, :, 0] if pre.dim() > 3 else pre[:, :, 0]
+        q = torch.quantile(unit, torch.tensor([0.15, 0.5, 0.85], device=unit.device), dim=1)
+        for i, p in enumerate((15, 50, 85)):
+            columns[f"probe/last_preact_p{p}"] = q[i]
+    host = {key: values.tolist() for key, values in columns.items()}
+    return [{key: values[i] for key, values in host.items()} for i in range(len(members))]

@@ -1,39 +1,49 @@
-"""One run: build everything from the config, train, evaluate, write ``summary.json``."""
+"""Runs: build a stack of members from their configs, train it, write each one's summary.
+
+``run(cfg, out_dir)`` is one ``reglab-train`` run: a stack of one. ``run_stack(jobs)``
+trains several compatible jobs of a sweep at once (``launcher=stacked``). Both take the
+same path (:mod:`reglab.training`); a member's result does not depend on its stack.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import shutil
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
-import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
 
-from reglab.callbacks import HistoryRecorder, MomentumRamp, ResumableCheckpoint
-from reglab.data import TensorDataModule
-from reglab.evaluation import activation_probe, evaluate
-from reglab.module import Classifier, Diverged
-from reglab.regularizers import zero_fraction
+from reglab import optim
+from reglab.data import DataError, TensorDataModule
+from reglab.data import sources
+from reglab.data.stack import StackData
+from reglab.member import Job, Member, read_checkpoint, resolved
+from reglab.models.stack import MemberNet
+from reglab.regularizers import Regularizer
 from reglab.rerun import changed_settings, set_aside
 from reglab.seeding import Stream, stream_seed
-from reglab.summary import SUMMARY, git_commit, read_summary, versions, write_json_atomic
+from reglab.summary import read_summary, write_json_atomic
+from reglab.training import Interrupted, Stack
+from reglab.validation import ConfigError, validate
 
 log = logging.getLogger("reglab")
-CHECKPOINTS = "checkpoints"
 
 # Importing Lightning sets this, which turns torch.optim's per-step CUDA check into an
-# uncached NVML query (~0.2 ms a step). reglab forks no DataLoader workers, so it is not
-# needed.
+# uncached NVML query (~0.2 ms a step). reglab forks no DataLoader workers.
 os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+
+#: torch.optim classes of conf/optimizer and their member-aware versions (reglab.optim).
+MEMBER_OPTIMIZERS = {
+    "torch.optim.SGD": optim.MemberSGD,
+    "torch.optim.Adam": optim.MemberAdam,
+    "torch.optim.AdamW": optim.MemberAdamW,
+}
+#: Optimizer settings that may differ between members (the rest must be equal).
+PER_MEMBER_OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay", "betas")
 
 
 class RunFailed(RuntimeError):
@@ -44,107 +54,57 @@ class RunFailed(RuntimeError):
         self.status = status
 
 
-def build_data(cfg: DictConfig) -> TensorDataModule:
-    """Load, hold out, subset and corrupt the data (raises DataError before training)."""
-    corruption = instantiate(cfg.corruption)
-    return instantiate(cfg.data, corruption=corruption, seed=cfg.seed).load()
-
-
-def build_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:
-    torch.manual_seed(stream_seed(cfg.seed, Stream.INIT))
-    dropout = instantiate(cfg.dropout)
-    model = instantiate(
-        cfg.model,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        dropout=dropout,
-        seed=cfg.seed,
-    )
-    return torch.compile(model) if cfg.compile else model
-
-
-def build_callbacks(
-    cfg: DictConfig, out_dir: Path, data: TensorDataModule, config: dict | None = None
-) -> list[pl.Callback]:
-    """The run's callbacks; ``config`` is ``cfg`` resolved (resolved here if not given),
-    which ``last.ckpt`` records."""
-    callbacks: list[pl.Callback] = [HistoryRecorder()]
-    if cfg.trainer.get("enable_progress_bar", True):  # Rich's bar redraws at every step
-        callbacks.append(TQDMProgressBar(refresh_rate=50))
-    if cfg.checkpoint.enabled:
-        last = out_dir / CHECKPOINTS / "last.ckpt"
-        if config is None:
-            config = OmegaConf.to_container(cfg, resolve=True)
-        callbacks.append(ResumableCheckpoint(last, cfg.checkpoint.every_n_steps, config))
-        if cfg.checkpoint.keep and len(data.splits["val"]):
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=out_dir / CHECKPOINTS,
-                    filename="best",
-                    monitor="val/error",
-                    mode="min",
-                    save_top_k=1,
-                )
-            )
-    if cfg.momentum_ramp:
-        callbacks.append(MomentumRamp(**cfg.momentum_ramp))
-    if cfg.stop_when_fit:
-        monitor = "train_eval/error" if data.eval_train_set else "train/error"
-        callbacks.append(
-            EarlyStopping(
-                monitor=monitor,
-                mode="min",
-                patience=10**9,
-                stopping_threshold=cfg.fit_threshold + 1e-9,
-                check_on_train_epoch_end=False,
-            )
-        )
-    return callbacks
-
-
-def final_metrics(module: Classifier, data: TensorDataModule, mc_samples: int) -> dict:
-    """Errors (%) and losses of the final weights on every split, in eval mode."""
-    model = module.model
-    metrics: dict[str, float | int | None] = {}
-    for split in ("train", "val", "test"):
-        if len(data.splits[split]):
-            result = evaluate(model, data.eval_batches(split), data.to_input)
-            metrics[f"{split}_error"], metrics[f"{split}_loss"] = result["error"], result["loss"]
-        else:
-            metrics[f"{split}_error"] = metrics[f"{split}_loss"] = None
-    if mc_samples:
-        mc = evaluate(model, data.eval_batches("test"), data.to_input, mc_samples)
-        metrics["test_error_mc"], metrics["test_loss_mc"] = mc["error"], mc["loss"]
-    metrics["zero_weight_fraction"] = zero_fraction(module.reg_params)
-    metrics["label_noise_fraction"] = data.label_noise
-    device = next(model.parameters()).device
-    probe = data.splits["test"].images[:1000].to(device)
-    metrics |= activation_probe(model, data.to_input(probe))
-    return metrics
-
-
-def steps_to_fit(history: list[dict], threshold: float) -> int | None:
-    """First evaluated step at which the training error (%) was <= ``threshold``."""
-    for row in history:
-        error = row.get("train_eval/error", row.get("train/error_epoch", row.get("train/error")))
-        if error is not None and error <= threshold:
-            return int(row["step"])
-    return None
+class StackOutOfMemory(MemoryError):
+    """The stack does not fit on its device; smaller stacks resume from the checkpoints."""
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict:
-    """Train the configured model; returns the summary also written to ``out_dir``.
+    """Train one configured model (a stack of one); returns its summary.
 
     A completed summary already in ``out_dir`` means the job is done: it is returned
     untouched. A ``last.ckpt`` there means an earlier attempt was cut off: training
-    resumes from it. Both only while the config is unchanged: a run of another config is
-    moved aside (:mod:`reglab.rerun`) and the job starts afresh.
+    resumes from it. Both only while the config is unchanged (:mod:`reglab.rerun`).
     """
-    config = OmegaConf.to_container(cfg, resolve=True)
-    last = out_dir / CHECKPOINTS / "last.ckpt"
+    job = Job(cfg, Path(out_dir), _overrides(), _choices())
+    summary = run_stack([job])[0]
+    if summary["status"] != "completed":
+        raise RunFailed(summary["status"], summary.get("error", summary["status"]))
+    return summary
+
+
+def run_stack(jobs: list[Job]) -> list[dict]:
+    """Train ``jobs`` as one stack; each writes its own summary; returns them in order.
+
+    A member that fails (bad config or data, divergence) is recorded in its own summary
+    and does not stop the others. Members whose batches would differ in size at some
+    step (a training-set size that is not a multiple of the batch size, at another
+    position in its epoch) train in stacks of their own, one after another.
+    """
+    summaries: dict[int, dict] = {}
+    todo: list[tuple[int, Member]] = []
+    for i, job in enumerate(jobs):
+        member = _prepare(job)
+        if isinstance(member, dict):
+            summaries[i] = member
+        else:
+            todo.append((i, member))
+    if todo:
+        settings = _settings(todo[0][1].cfg)
+        device = _device(todo[0][1].cfg)
+        _configure_torch(todo[0][1].cfg, device)
+        loaded = _load_data(todo, summaries)
+        for group in _phase_groups(loaded):
+            summaries |= _train(group, settings, device)
+    return [summaries[i] for i in range(len(jobs))]
+
+
+def _prepare(job: Job) -> Member | dict:
+    """The job's member, or its summary when it needs no training (completed, bad config)."""
+    out_dir = Path(job.out_dir)
+    config = resolved(job.cfg)
     previous = read_summary(out_dir)
-    saved = _read_checkpoint(last)
-    recorded = (previous or {}).get("config") or (saved or {}).get(ResumableCheckpoint.CONFIG_KEY)
+    saved = read_checkpoint(out_dir / "checkpoints" / "last.ckpt")
+    recorded = (previous or {}).get("config") or (saved or {}).get("reglab_config")
     changes = changed_settings(recorded, config)
     if changes:
         moved = set_aside(out_dir)
@@ -159,97 +119,195 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     if previous and previous.get("status") == "completed":
         log.info("%s: already completed, skipping", out_dir)
         return previous
-    started = time.time()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    data = build_data(cfg)
-    model = build_model(cfg, data)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    probe = data.splits["test"].images[: cfg.probe_size] if cfg.probe_size else None
-    module = Classifier(
-        model,
-        instantiate(cfg.optimizer),
-        instantiate(cfg.regularizer),
-        data.eval_names(),
-        scheduler=scheduler,
-        probe_images=probe,
-    )
-    callbacks = build_callbacks(cfg, out_dir, data, config)
-    history: HistoryRecorder = callbacks[0]
-    loggers = [instantiate(c) for c in cfg.logger.values()] if cfg.get("logger") else []
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        logger=loggers or False,
-        callbacks=callbacks,
-        default_root_dir=str(out_dir),
-        # Without this Lightning adds its own ModelCheckpoint, which writes checkpoints
-        # into the logger's folder while training and leaves the last one there.
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-    )
-    summary = {
-        "status": "failed",
-        "name": cfg.name,
-        "overrides": _overrides(),
-        "choices": _choices(),
-        "seed": cfg.seed,
-        "config": config,
-        "git_commit": git_commit(),
-        "versions": versions(),
-        "resumed_from_step": int(saved["global_step"]) if saved else None,
-    }
-    metrics: dict = {}
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
-        if trainer.global_step not in history.rows:  # stopped mid-epoch (max_steps)
-            trainer.validate(module, datamodule=data, verbose=False)
-        metrics = final_metrics(module, data, cfg.dropout.mc_samples)
-        if not math.isfinite(metrics["train_loss"]):
-            raise Diverged(f"training loss is {metrics['train_loss']} after training")
-        summary["status"] = "completed"
-    except Diverged as diverged:
-        summary["status"], summary["error"] = "diverged", str(diverged)
-    except SIGTERMException:
-        summary["status"] = "interrupted"
-        summary["error"] = f"interrupted at step {trainer.global_step}; rerun to resume"
-    except Exception as error:
-        summary["error"] = f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        metrics |= {
-            "steps": trainer.global_step,
-            "epochs": trainer.current_epoch,
-            "steps_to_fit": steps_to_fit(history.history, cfg.fit_threshold),
-        }
-        summary |= {
-            "metrics": metrics,
-            "history": history.history,
-            "wall_time_s": round(time.time() - started, 3),
-        }
-        if trainer.is_global_zero:  # under DDP every rank gets here with the same result
-            write_json_atomic(out_dir / SUMMARY, summary)
-        for logger in loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.finish()  # one W&B run per job, also when jobs share a process
-    if summary["status"] != "completed":
-        raise RunFailed(summary["status"], summary["error"])
-    if not cfg.checkpoint.keep and trainer.is_global_zero:
-        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
-    log.info(
-        "test error %.2f %% (train %.2f %%) → %s",
-        metrics["test_error"],
-        metrics["train_error"],
-        out_dir / SUMMARY,
-    )
+        validate(job.cfg)
+    except ConfigError as error:
+        return _failed(job, str(error))
+    return Member(job, config, saved)
+
+
+def _failed(job: Job, message: str) -> dict:
+    summary = {"status": "failed", "error": message, "overrides": job.overrides, "metrics": {}}
+    write_json_atomic(Path(job.out_dir) / "summary.json", summary)
     return summary
 
 
-def _read_checkpoint(path: Path) -> dict | None:
-    """A ``last.ckpt`` memory-mapped (its step and recorded config are read, not its
-    tensors), or None if there is none."""
-    if not path.exists():
-        return None
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+def _settings(cfg: DictConfig) -> SimpleNamespace:
+    """The keys every member of a stack shares and the loop reads."""
+    t = cfg.trainer
+    max_steps, max_epochs = int(t.get("max_steps", -1)), t.get("max_epochs")
+    if max_epochs is None:  # Lightning's rule: 1000 epochs unless max_steps is set
+        max_epochs = 1000 if max_steps == -1 else None
+    elif max_epochs == -1:
+        max_epochs = None
+    ramp = cfg.get("momentum_ramp")
+    return SimpleNamespace(
+        max_steps=max_steps,
+        max_epochs=max_epochs,
+        check_val_every_n_epoch=t.get("check_val_every_n_epoch", 1),
+        val_check_interval=t.get("val_check_interval"),
+        log_every_n_steps=int(t.get("log_every_n_steps", 50)),
+        precision=str(t.get("precision", "32-true")),
+        progress=bool(t.get("enable_progress_bar", True)),
+        compile=bool(cfg.get("compile", False)),
+        checkpoint=cfg.checkpoint,
+        momentum_ramp=SimpleNamespace(**ramp) if ramp else None,
+        stop_when_fit=bool(cfg.stop_when_fit),
+        fit_threshold=float(cfg.fit_threshold),
+        probe_size=int(cfg.probe_size),
+        divergence_check_every=50,
+    )
+
+
+def _device(cfg: DictConfig) -> torch.device:
+    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available")
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _configure_torch(cfg: DictConfig, device: torch.device) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.trainer.get("deterministic"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    if device.type == "cuda" and str(cfg.trainer.get("precision")) == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+
+def _load_data(
+    todo: list[tuple[int, Member]], summaries: dict
+) -> list[tuple[int, Member, TensorDataModule]]:
+    """Each member's data from the files read once; a member whose data fails is recorded."""
+    first = todo[0][1].cfg.data
+    try:
+        raw = sources.load(first.name, first.root, first.download)
+    except DataError as error:
+        for i, m in todo:
+            summaries[i] = _failed(m.job, str(error))
+        return []
+    loaded, prepared = [], None
+    for i, m in todo:
+        try:
+            dm: TensorDataModule = instantiate(
+                m.cfg.data, corruption=instantiate(m.cfg.corruption), seed=m.cfg.seed
+            )
+            prepared = prepared or dm.prepare(raw)
+            loaded.append((i, m, dm.load(prepared)))
+        except DataError as error:
+            summaries[i] = _failed(m.job, str(error))
+    for entry in loaded:
+        entry[2].prepared = prepared
+    return loaded
+
+
+def _phase_groups(loaded):
+    """Members whose batch sizes agree at every step, in groups (see :func:`run_stack`)."""
+    groups: dict[object, list] = {}
+    for entry in loaded:
+        _, m, dm = entry
+        n, b = len(dm.splits["train"]), dm.batch_size
+        key = "even" if n % b == 0 else (n, m.step % -(-n // b))
+        groups.setdefault(key, []).append(entry)
+    return list(groups.values())
+
+
+def _train(group, settings: SimpleNamespace, device: torch.device) -> dict[int, dict]:
+    """Build the stack of ``group`` and train it to the end of every member."""
+    index = [i for i, _, _ in group]
+    members = [m for _, m, _ in group]
+    modules = [dm for _, _, dm in group]
+    cfgs = [m.cfg for m in members]
+    data = StackData(modules, modules[0].prepared, device)
+    net = MemberNet.from_solo(
+        [_solo_model(cfg, modules[0]) for cfg in cfgs],
+        [stream_seed(cfg.seed, Stream.DROPOUT) & 0x7FFF_FFFF for cfg in cfgs],
+    ).to(device)
+    regularizer = Regularizer.stack([instantiate(cfg.regularizer) for cfg in cfgs], device)
+    optimizer = _optimizer(cfgs, list(net.parameters()))
+    make_scheduler = instantiate(cfgs[0].scheduler) if cfgs[0].get("scheduler") else None
+    schedules = optim.MemberSchedules(make_scheduler, optimizer.lr)
+    info = {"id": _stack_id(members), "size": len(members)}
+    stack = Stack(members, data, net, regularizer, optimizer, schedules, settings, device, info)
+    for k, m in enumerate(members):
+        if m.saved is not None:
+            stack.load_member(k, m.saved)
+            m.saved = None
+        m.open_loggers()
+    if len(members) > 1:
+        log.info("stack %s: %d members", info["id"], len(members))
+    try:
+        summaries = stack.fit()
+    except Interrupted:
+        summaries = stack.summaries
+    except torch.OutOfMemoryError as error:
+        raise StackOutOfMemory(str(error).splitlines()[0]) from None
+    by_dir = {str(m.out_dir): i for i, m in zip(index, members, strict=True)}
+    return {by_dir[d]: s for d, s in summaries.items()}
+
+
+def _solo_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:
+    """The member's network as a solo run builds it: its own initialization stream."""
+    torch.manual_seed(stream_seed(cfg.seed, Stream.INIT))
+    return instantiate(
+        cfg.model,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        dropout=instantiate(cfg.dropout),
+        seed=cfg.seed,
+    )
+
+
+def _optimizer(cfgs: list[DictConfig], params: list[torch.nn.Parameter]):
+    """The member-aware version of the configured torch.optim class, per-member settings."""
+    target = cfgs[0].optimizer._target_
+    if target not in MEMBER_OPTIMIZERS:
+        raise ConfigError(
+            f"optimizer._target_={target}: allowed are {', '.join(MEMBER_OPTIMIZERS)}"
+        )
+    settings = {k: v for k, v in resolved(cfgs[0].optimizer).items() if not k.startswith("_")}
+    for key in PER_MEMBER_OPTIMIZER_KEYS:
+        if key in settings:
+            settings[key] = [resolved(c.optimizer)[key] for c in cfgs]
+    return MEMBER_OPTIMIZERS[target](params, **settings, members=len(cfgs))
+
+
+def _stack_id(members: list[Member]) -> str:
+    import hashlib
+
+    names = ",".join(sorted(str(m.out_dir) for m in members))
+    return hashlib.sha1(names.encode()).hexdigest()[:8]
+
+
+def final_metrics(stack: Stack, k: int) -> dict:
+    """Errors (%) and losses of member k's final weights on every split, in eval mode."""
+    idx = torch.tensor([k], device=stack.device)
+    data = stack.data
+    metrics: dict[str, float | int | None] = {}
+    for split in ("train", "val", "test"):
+        if data.sizes[split][k]:
+            name = "train_eval" if split == "train" else split
+            (loss,), (error,) = _evaluate(stack, name, idx)
+            metrics[f"{split}_error"], metrics[f"{split}_loss"] = error, loss
+        else:
+            metrics[f"{split}_error"] = metrics[f"{split}_loss"] = None
+    mc = stack.members[k].cfg.dropout.mc_samples
+    if mc:
+        (loss,), (error,) = _evaluate(stack, "test", idx, mc)
+        metrics["test_error_mc"], metrics["test_loss_mc"] = error, loss
+    metrics["zero_weight_fraction"] = stack.zero_fractions(idx)[0]
+    metrics["label_noise_fraction"] = data.label_noise[k]
+    metrics |= stack._probe(idx, stack.s.probe_size)[0]
+    return metrics
+
+
+def _evaluate(stack: Stack, split: str, idx: torch.Tensor, mc: int = 0):
+    from reglab.evaluation import evaluate_members
+
+    return evaluate_members(stack.net, stack.data, split, idx, mc)
 
 
 def _overrides() -> list[str]:

@@ -40,7 +40,7 @@ class PartialLabels(Corruption):
         n = len(train)
         replace = torch.rand(n, generator=gen) < self.q
         random_labels = torch.randint(0, num_classes, (n,), generator=gen)
-        return Split(train.images, torch.where(replace, random_labels, train.labels)), held_out
+        return train.with_labels(torch.where(replace, random_labels, train.labels)), held_out
 
 
 def _permute_pixels(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:

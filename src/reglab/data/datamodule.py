@@ -40,7 +40,8 @@ def centre_crop(split: Split, size: int) -> Split:
     if size > min(height, width):
         raise sources.DataError(f"data.crop={size}: must be <= {min(height, width)} (image size)")
     top, left = (height - size) // 2, (width - size) // 2
-    return Split(split.images[..., top : top + size, left : left + size].contiguous(), split.labels)
+    images = split.images[..., top : top + size, left : left + size].contiguous()
+    return Split(images, split.labels, split.rows)
 
 
 def binarize(split: Split) -> Split:
@@ -49,7 +50,7 @@ def binarize(split: Split) -> Split:
     Ioffe & Szegedy 2015, §4.1 feed "a 28x28 binary image as input"; MNIST ships grey levels.
     """
     white = torch.full((), 255, dtype=split.images.dtype)
-    return Split(torch.where(split.images >= 127.5, white, 0), split.labels)
+    return Split(torch.where(split.images >= 127.5, white, 0), split.labels, split.rows)
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -98,15 +99,23 @@ class TensorDataModule(pl.LightningDataModule):
         self.label_noise = 0.0
 
     # -- loading, done once before training -------------------------------------------
-    def load(self) -> TensorDataModule:
-        raw: RawData = sources.load(self.name, self.root, self.download)
-        self.num_classes = raw.num_classes
+    def prepare(self, raw: RawData) -> RawData:
+        """The data set as every member of a stack sees it: cropped, binarized."""
         if self.crop is not None:
             raw = RawData(
                 centre_crop(raw.train, self.crop), centre_crop(raw.test, self.crop), raw.num_classes
             )
         if self.binarize:
             raw = RawData(binarize(raw.train), binarize(raw.test), raw.num_classes)
+        return raw
+
+    def load(self, prepared: RawData | None = None) -> TensorDataModule:
+        """Draw everything random from the seed. ``prepared`` (``prepare``'s result) saves
+        reading and cropping the files again when several members share them."""
+        if prepared is None:
+            prepared = self.prepare(sources.load(self.name, self.root, self.download))
+        raw = prepared
+        self.num_classes = raw.num_classes
         train = raw.train
         if self.val_size > len(train) - 1:
             raise sources.DataError(

@@ -22,12 +22,20 @@ class DataError(RuntimeError):
 class Split:
     images: torch.Tensor  # uint8 (N, C, H, W) in [0, 255]; float32 on that scale if synthetic
     labels: torch.Tensor  # int64 (N,)
+    # Row i is row rows[i] of the data set's train and test images concatenated, when the
+    # images are the data set's own (not a pixel corruption's): stacked members then share
+    # one copy of the images and keep only these indices (reglab.data.stack).
+    rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, index: torch.Tensor) -> Split:
-        return Split(self.images[index], self.labels[index])
+        rows = None if self.rows is None else self.rows[index]
+        return Split(self.images[index], self.labels[index], rows)
+
+    def with_labels(self, labels: torch.Tensor) -> Split:
+        return Split(self.images, labels, self.rows)
 
 
 @dataclass
@@ -125,8 +133,15 @@ def _digits() -> RawData:
 
 
 def load(name: str, root: str | Path, download: bool = True) -> RawData:
-    """Both splits of data set ``name`` as in-memory tensors."""
-    root = Path(root).expanduser()
+    """Both splits of data set ``name`` as in-memory tensors, rows numbered train then test."""
+    raw = _load(name, Path(root).expanduser(), download)
+    n_train, n_test = len(raw.train), len(raw.test)
+    raw.train.rows = torch.arange(n_train)
+    raw.test.rows = torch.arange(n_train, n_train + n_test)
+    return raw
+
+
+def _load(name: str, root: Path, download: bool) -> RawData:
     if name == "digits":
         return _digits()
     if name == "mnist":

@@ -55,7 +55,9 @@ class CNN(LayerStack):
             c_in = c_out
         layers.append(("flatten", nn.Flatten()))
         with torch.no_grad():  # the flattened feature size, from one dummy image
-            features = nn.Sequential(OrderedDict(layers)).eval()(torch.zeros(1, *input_shape))
+            probe = nn.Sequential(OrderedDict(layers)).eval()
+            features = probe(torch.zeros(1, *input_shape))
+            probe.train()  # the layers stay in training mode (batchnorm, dropout)
         layers += dense_blocks(
             features.shape[1],
             fc,

@@ -1,0 +1,175 @@
+"""The data of a stack: one shared image tensor, each member's own rows, labels and order.
+
+Every member of a stack loads its data with its own seed (:class:`TensorDataModule`): its
+validation hold-out, training subset, corruption and normalization constants. Images that
+are the data set's own are then kept once, in a shared ``base`` tensor (uint8, moved to the
+training device once); a member keeps only the rows it uses. Only pixel corruptions give a
+member private images, appended to the base. A training step gathers every member's batch
+with one ``index_select`` of uint8 rows and normalizes it with that member's constants.
+
+A member's batch at its step s is a pure function of (its seed, s): epoch s // nb, batch
+s % nb of that epoch's permutation (the same ``EpochPermutation`` a solo run uses), so it
+does not depend on the other members or on where training was resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from reglab.data.batches import EpochPermutation
+from reglab.data.datamodule import TensorDataModule
+from reglab.data.sources import RawData, Split
+from reglab.seeding import Stream, stream_seed
+
+SPLITS = ("train", "val", "test")
+
+
+def _padded(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(K, max n) int64, each row padded with its own last entry (never read)."""
+    width = max(len(r) for r in rows)
+    out = torch.zeros(len(rows), max(width, 1), dtype=torch.int64)
+    for k, r in enumerate(rows):
+        out[k, : len(r)] = r
+    return out
+
+
+class StackData:
+    """Rows, labels and normalization of K members over one shared image tensor."""
+
+    def __init__(
+        self, members: Sequence[TensorDataModule], prepared: RawData, device: torch.device
+    ) -> None:
+        first = members[0]
+        self.device = device
+        self.batch_size = first.batch_size
+        self.eval_batch_size = first.eval_batch_size
+        self.normalize = first.normalize
+        self.eval_train_set = first.eval_train_set
+        self.num_classes = first.num_classes
+        self.input_shape = first.input_shape
+        self.sizes = {s: [len(m.splits[s]) for m in members] for s in SPLITS}
+        self.label_noise = [m.label_noise for m in members]
+        # The base: the data set's own images (train then test), then private images.
+        parts = [torch.cat([prepared.train.images, prepared.test.images])]
+        offset = len(parts[0])
+        rows: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
+        for m in members:
+            for s in SPLITS:
+                split: Split = m.splits[s]
+                if split.rows is not None:
+                    rows[s].append(split.rows)
+                else:  # a pixel corruption's own images
+                    parts.append(split.images)
+                    rows[s].append(torch.arange(offset, offset + len(split)))
+                    offset += len(split)
+        if any(p.dtype != torch.uint8 for p in parts):
+            parts = [p.float() for p in parts]
+        self.base = torch.cat(parts).to(device)
+        self.rows = {s: _padded(rows[s]).to(device) for s in SPLITS}
+        self.labels = {s: _padded([m.splits[s].labels for m in members]).to(device) for s in SPLITS}
+        self.scale = torch.stack([m.scale.view(-1) for m in members]).to(device)  # (K, C)
+        self.shift = torch.stack([m.shift.view(-1) for m in members]).to(device)
+        self.order_seeds = [stream_seed(m.seed, Stream.ORDER) for m in members]
+        self.batches_per_epoch = [-(-n // self.batch_size) for n in self.sizes["train"]]
+        self._orders: list[tuple[int, torch.Tensor]] = [(-1, torch.empty(0))] * len(members)
+        self._order_rows = torch.zeros_like(self.rows["train"])
+        self._order_labels = torch.zeros_like(self.labels["train"])
+
+    def __len__(self) -> int:
+        return len(self.order_seeds)
+
+    def keep(self, members: torch.Tensor) -> None:
+        """Keep only ``members`` (indices into the current members), in that order."""
+        idx = members.tolist()
+        for table in (self.rows, self.labels):
+            for s in SPLITS:
+                table[s] = table[s].index_select(0, members.to(self.device))
+        for key in SPLITS:
+            self.sizes[key] = [self.sizes[key][k] for k in idx]
+        self.label_noise = [self.label_noise[k] for k in idx]
+        self.scale, self.shift = (
+            self.scale[members.to(self.device)],
+            self.shift[members.to(self.device)],
+        )
+        self.order_seeds = [self.order_seeds[k] for k in idx]
+        self.batches_per_epoch = [self.batches_per_epoch[k] for k in idx]
+        self._orders = [self._orders[k] for k in idx]
+        self._order_rows = self._order_rows.index_select(0, members.to(self.device))
+        self._order_labels = self._order_labels.index_select(0, members.to(self.device))
+
+    # -- training batches ------------------------------------------------------------------
+    def batch_length(self, k: int, step: int) -> int:
+        """The size of member k's batch at its step ``step`` (smaller at an epoch's end)."""
+        n, nb = self.sizes["train"][k], self.batches_per_epoch[k]
+        position = step % nb
+        return min(self.batch_size, n - position * self.batch_size)
+
+    def _epoch_order(self, k: int, epoch: int) -> None:
+        """Member k's rows and labels in the order of its ``epoch`` (cached per epoch)."""
+        if self._orders[k][0] == epoch:
+            return
+        n = self.sizes["train"][k]
+        sampler = EpochPermutation(n, self.order_seeds[k])
+        sampler.set_epoch(epoch)
+        perm = sampler.indices().to(self.device)
+        self._order_rows[k, :n] = self.rows["train"][k, :n].index_select(0, perm)
+        self._order_labels[k, :n] = self.labels["train"][k, :n].index_select(0, perm)
+        self._orders[k] = (epoch, perm)
+
+    def train_batch(self, steps: Sequence[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (K, B, C, H, W) normalized and labels (K, B) of every member at its step."""
+        starts = []
+        for k, step in enumerate(steps):
+            nb = self.batches_per_epoch[k]
+            self._epoch_order(k, step // nb)
+            starts.append((step % nb) * self.batch_size)
+        index = torch.tensor(starts, device=self.device).unsqueeze(1) + torch.arange(
+            length, device=self.device
+        )
+        rows = self._order_rows.gather(1, index)
+        labels = self._order_labels.gather(1, index)
+        return self.to_input(self._images(rows)), labels
+
+    # -- evaluation batches ----------------------------------------------------------------
+    def eval_batches(
+        self, split: str, members: torch.Tensor, limit: int | None = None, chunk: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(images, labels, valid) chunks of ``split`` for ``members`` in order; ``valid``
+        (k, b) marks real examples (members' splits may differ in size)."""
+        source = "train" if split == "train_eval" else split
+        sizes = torch.tensor([self.sizes[source][k] for k in members.tolist()], device=self.device)
+        n = int(sizes.max()) if len(sizes) else 0
+        if limit is not None:
+            n = min(n, limit)
+        rows_all = self.rows[source].index_select(0, members)
+        labels_all = self.labels[source].index_select(0, members)
+        chunk = chunk or self.eval_batch_size
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            rows, labels = rows_all[:, start:stop], labels_all[:, start:stop]
+            valid = torch.arange(start, stop, device=self.device) < sizes.unsqueeze(1)
+            yield self.to_input(self._images(rows), members), labels, valid
+
+    # -- images ----------------------------------------------------------------------------
+    def _images(self, rows: torch.Tensor) -> torch.Tensor:
+        """Base images at ``rows`` (k, b): one gather, still on the pixel scale."""
+        k, b = rows.shape
+        return self.base.index_select(0, rows.reshape(-1)).view(k, b, *self.base.shape[1:])
+
+    def to_input(self, images: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixels (K, B, C, H, W) → normalized float32, each member with its own constants
+        (as ``TensorDataModule.to_input`` does for one member)."""
+        scale, shift = self.scale, self.shift
+        if members is not None:
+            scale, shift = scale.index_select(0, members), shift.index_select(0, members)
+        shape = (scale.shape[0], 1, scale.shape[1], 1, 1)
+        x = images.to(torch.float32)
+        x = x.mul_(scale.view(shape)) if images.dtype == torch.uint8 else x * scale.view(shape)
+        if self.normalize == "per_image":  # Zhang et al. App. A: per-image whitening
+            flat = x.flatten(2)
+            std = flat.std(dim=2).clamp_min(1.0 / flat.shape[2] ** 0.5)
+            mean = flat.mean(dim=2)
+            return (x - mean.view(*mean.shape, 1, 1, 1)) / std.view(*std.shape, 1, 1, 1)
+        return x.add_(shift.view(shape))

@@ -1,0 +1,182 @@
+"""One member of a stack: its job folder, evaluation history, loggers, checkpoint and summary.
+
+Everything a run writes comes from here, whether the run trained alone (a stack of one)
+or beside other jobs: ``summary.json`` (the one record reports read), ``train.log`` lines,
+the loggers' files (each member its own CSV / TensorBoard / W&B run, with its config as
+hyperparameters and its final metrics) and ``checkpoints/last.ckpt``, which holds this
+member alone, so that it can resume in a stack of any other make-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from reglab.summary import SUMMARY, git_commit, versions, write_json_atomic
+
+log = logging.getLogger("reglab")
+CHECKPOINTS = "checkpoints"
+#: The checkpoint key holding the run's resolved config: a run killed before it wrote a
+#: summary can still be told apart from a rerun of another config (reglab.rerun).
+CONFIG_KEY = "reglab_config"
+FORMAT_KEY = "reglab_member"  # checkpoints of the stacked engine (older ones are ignored)
+
+
+@dataclass
+class Job:
+    """A job to train: its composed config and folder, and what Hydra knew of it."""
+
+    cfg: DictConfig
+    out_dir: Path
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
+
+
+def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"dropout.p_hidden": 0.5, ...}``."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out |= flat(value, f"{prefix}{key}.")
+        return out
+    return {prefix.rstrip("."): tree}
+
+
+class Member:
+    """The per-run side of training: what one job records while the stack trains it."""
+
+    def __init__(self, job: Job, config: dict, checkpoint: dict | None) -> None:
+        self.job = job
+        self.cfg = job.cfg
+        self.config = config  # resolved
+        self.out_dir = Path(job.out_dir)
+        self.started = time.time()
+        self.step = 0
+        self.status = "running"
+        self.error: str | None = None
+        self.rows: dict[int, dict[str, float]] = {}
+        self.epoch_means: dict[str, float] = {}  # the last finished epoch's training means
+        self.resumed_from_step = None
+        self.loggers: list = []
+        self.saved = checkpoint
+        if checkpoint is not None:
+            self.step = self.resumed_from_step = int(checkpoint["step"])
+            self.rows = {int(row["step"]): row for row in checkpoint["history"]}
+            self.epoch_means = dict(checkpoint["epoch_means"])
+
+    @property
+    def name(self) -> str:
+        return self.out_dir.name
+
+    # -- history -----------------------------------------------------------------------
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return [self.rows[step] for step in sorted(self.rows)]
+
+    def record(self, epoch: int, values: dict[str, float]) -> dict[str, float]:
+        """One evaluation's row at the member's current step (merged into an existing row)."""
+        row = self.rows.setdefault(self.step, {"step": self.step})
+        row["epoch"] = epoch
+        row |= self.epoch_means | values
+        self.log_metrics({k: v for k, v in row.items() if k not in ("step", "epoch")})
+        return row
+
+    # -- loggers -----------------------------------------------------------------------
+    def open_loggers(self) -> None:
+        """The config's loggers, writing into this member's folder; config as hyperparameters."""
+        specs = self.cfg.get("logger") or {}
+        for spec in specs.values():
+            kwargs: dict[str, Any] = {"save_dir": str(self.out_dir)}
+            if "WandbLogger" in str(spec.get("_target_", "")):
+                kwargs["name"] = ",".join(self.job.overrides) or self.name
+            logger = instantiate(spec, **kwargs)
+            logger.log_hyperparams(flat(self.config))
+            self.loggers.append(logger)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.step if step is None else step)
+
+    def close_loggers(self, metrics: dict[str, Any]) -> None:
+        """Final metrics as each logger's run summary, then finish (one W&B run per job)."""
+        finals = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+        for logger in self.loggers:
+            try:
+                if "Wandb" in type(logger).__name__:
+                    logger.experiment.summary.update(finals)
+                else:
+                    logger.log_metrics(finals, step=self.step)
+                logger.finalize("success" if self.status == "completed" else self.status)
+            finally:
+                if "Wandb" in type(logger).__name__:
+                    logger.experiment.finish()
+        self.loggers = []
+
+    # -- checkpoint --------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINTS / "last.ckpt"
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """``last.ckpt``: this member's weights, optimizer and schedule state, step, history
+        and training sums; written to a temporary file, then renamed (kill -9 safe)."""
+        path = self.checkpoint_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = state | {
+            FORMAT_KEY: 1,
+            "step": self.step,
+            "history": self.history,
+            "epoch_means": self.epoch_means,
+            CONFIG_KEY: self.config,
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+    def finished(self, keep: bool) -> None:
+        """A completed run keeps its checkpoints only with ``checkpoint.keep``."""
+        if not keep:
+            shutil.rmtree(self.out_dir / CHECKPOINTS, ignore_errors=True)
+
+    # -- summary -----------------------------------------------------------------------
+    def write_summary(self, metrics: dict[str, Any], stack: dict[str, Any]) -> dict:
+        summary = {
+            "status": self.status,
+            "name": self.cfg.name,
+            "overrides": self.job.overrides,
+            "choices": self.job.choices,
+            "seed": self.cfg.seed,
+            "config": self.config,
+            "git_commit": git_commit(),
+            "versions": versions(),
+            "resumed_from_step": self.resumed_from_step,
+            "stack": stack,
+            "metrics": metrics,
+            "history": self.history,
+            "wall_time_s": round(time.time() - self.started, 3),
+        }
+        if self.error is not None:
+            summary["error"] = self.error
+        write_json_atomic(self.out_dir / SUMMARY, summary)
+        return summary
+
+
+def read_checkpoint(path: Path) -> dict | None:
+    """A member checkpoint (None if absent or written by an older reglab)."""
+    if not path.exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    return saved if FORMAT_KEY in saved else None
+
+
+def resolved(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,36 @@
+"""A single run is a stack of one: with dropout off, today's configs give the summary
+metrics that reglab gave before stacked training (tests/fixtures/solo_reference.json,
+recorded at 021754c with tests/fixtures/record_solo_reference.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import run_ok
+
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "solo_reference.json").read_text())
+ERRORS = ("train_error", "val_error", "test_error")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(FIXTURE["cases"]))
+def test_a_stack_of_one_reproduces_the_recorded_solo_run(tmp_path, data_dir, case):
+    expected = FIXTURE["cases"][case]
+    summary = run_ok(*FIXTURE["common"], *expected["overrides"], run_dir=tmp_path / case, cwd=tmp_path)
+    got, want = summary["metrics"], expected["metrics"]
+    assert summary["status"] == "completed"
+    assert [row["step"] for row in summary["history"]] == expected["history_steps"]
+    for key, value in want.items():
+        if value is None:
+            assert got[key] is None, key
+        elif key in ERRORS:
+            assert got[key] == pytest.approx(value, abs=0.02), key
+        elif isinstance(value, float) and math.isfinite(value):
+            assert got[key] == pytest.approx(value, rel=1e-3, abs=1e-4), key
+        else:
+            assert got[key] == value, key
+    errors = [row.get("test/error") for row in summary["history"]]
+    assert errors == pytest.approx(expected["history_test_error"], abs=0.02)
