@@ -19,7 +19,9 @@ ERRORS = ("train_error", "val_error", "test_error")
 @pytest.mark.parametrize("case", sorted(FIXTURE["cases"]))
 def test_a_stack_of_one_reproduces_the_recorded_solo_run(tmp_path, data_dir, case):
     expected = FIXTURE["cases"][case]
-    summary = run_ok(*FIXTURE["common"], *expected["overrides"], run_dir=tmp_path / case, cwd=tmp_path)
+    summary = run_ok(
+        *FIXTURE["common"], *expected["overrides"], run_dir=tmp_path / case, cwd=tmp_path
+    )
     got, want = summary["metrics"], expected["metrics"]
     assert summary["status"] == "completed"
     assert [row["step"] for row in summary["history"]] == expected["history_steps"]

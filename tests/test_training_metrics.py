@@ -1,58 +1,43 @@
-"""Training metrics are summed on the device and logged once an epoch: check the sums."""
+"""Training metrics are summed on the device and read once an epoch: check the sums."""
 
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from conftest import compose_config
-from hydra.utils import instantiate
 
-from reglab.callbacks import HistoryRecorder
-from reglab.module import Classifier
-from reglab.run import build_data, build_model
-
-
-class StepLosses(pl.Callback):
-    """The per-step data loss and penalty, recomputed from the module's outputs."""
-
-    def __init__(self) -> None:
-        self.losses: list[list[float]] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.losses.append([])
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[-1].append(float(pl_module.last_train_loss))
+from reglab.member import Job
+from reglab.run import run_stack
+from reglab.training import Stack
 
 
-def _fit(tmp_path, regularizer: str, **trainer_kwargs):
-    cfg = compose_config("data=digits", f"regularizer={regularizer}", "data.batch_size=100")
-    data = build_data(cfg)
-    module = Classifier(
-        build_model(cfg, data),
-        instantiate(cfg.optimizer),
-        instantiate(cfg.regularizer),
-        data.eval_names(),
+def _fit(tmp_path, monkeypatch, regularizer: str, *overrides: str):
+    """History rows and the per-step data losses (by epoch) of one digits run."""
+    losses: list[float] = []
+    step = Stack.train_step
+
+    def recording(self, steps, length):
+        loss = step(self, steps, length)
+        losses.append((float(loss[0]), length))
+        return loss
+
+    monkeypatch.setattr(Stack, "train_step", recording)
+    cfg = compose_config(
+        "data=digits", f"regularizer={regularizer}", "data.batch_size=100", *overrides
     )
-    steps, history = StepLosses(), HistoryRecorder()
-    trainer = pl.Trainer(
-        logger=False,
-        callbacks=[steps, history],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-        **trainer_kwargs,
+    (summary,) = run_stack([Job(cfg, tmp_path / "run")])
+    nb = 15  # 1,437 digits in batches of 100
+    by_epoch = [losses[i : i + nb] for i in range(0, len(losses), nb)]
+    return (
+        summary["history"],
+        [[x for x, _ in e] for e in by_epoch],
+        torch.tensor([float(n) for (n,) in [(b,) for _, b in losses[:nb]]]),
     )
-    trainer.fit(module, datamodule=data)
-    n = len(data.splits["train"])
-    sizes = torch.tensor([100] * (n // 100) + ([n % 100] if n % 100 else []), dtype=torch.float)
-    return history.history, steps.losses, sizes
 
 
 @pytest.mark.parametrize("regularizer", ["none", "l2"])
-def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, regularizer):
-    rows, losses_by_epoch, sizes = _fit(tmp_path, regularizer, max_epochs=2)
+def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, monkeypatch, regularizer):
+    rows, losses_by_epoch, sizes = _fit(tmp_path, monkeypatch, regularizer, "trainer.max_epochs=2")
     assert [row["epoch"] for row in rows] == [0, 1]
     for row, losses in zip(rows, losses_by_epoch, strict=True):
         expected = float((torch.tensor(losses) * sizes).sum() / sizes.sum())  # by batch size
@@ -64,9 +49,11 @@ def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, regularizer):
     assert rows[1]["train/loss_epoch"] < rows[0]["train/loss_epoch"]
 
 
-def test_loss_since_eval_covers_the_updates_between_evaluations(tmp_path):
+def test_loss_since_eval_covers_the_updates_between_evaluations(tmp_path, monkeypatch):
     """Zhang et al. Fig. 1a's running average: one mean per evaluation, here every 5 updates."""
-    rows, (losses,), sizes = _fit(tmp_path, "none", max_epochs=1, val_check_interval=5)
+    rows, (losses,), sizes = _fit(
+        tmp_path, monkeypatch, "none", "trainer.max_epochs=1", "trainer.val_check_interval=5"
+    )
     losses = torch.tensor(losses)
     assert [row["step"] for row in rows] == [5, 10, 15]
     for row, part in zip(rows, (slice(0, 5), slice(5, 10), slice(10, 15)), strict=True):

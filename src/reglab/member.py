@@ -68,6 +68,7 @@ class Member:
         self.resumed_from_step = None
         self.loggers: list = []
         self.saved = checkpoint
+        self.hydra_logs = False  # set by reglab.run when Hydra writes this job's train.log
         if checkpoint is not None:
             self.step = self.resumed_from_step = int(checkpoint["step"])
             self.rows = {int(row["step"]): row for row in checkpoint["history"]}
@@ -76,6 +77,16 @@ class Member:
     @property
     def name(self) -> str:
         return self.out_dir.name
+
+    def note(self, message: str, *args) -> None:
+        """A line of this run's ``train.log`` (Hydra's log file when Hydra launched the job
+        itself; written here for the members of a stack, which share one process)."""
+        log.info(message, *args)
+        if not self.hydra_logs:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            with (self.out_dir / "train.log").open("a") as f:
+                f.write(f"[{stamp}][reglab][INFO] - {message % args if args else message}\n")
 
     # -- history -----------------------------------------------------------------------
     @property
@@ -92,13 +103,11 @@ class Member:
 
     # -- loggers -----------------------------------------------------------------------
     def open_loggers(self) -> None:
-        """The config's loggers, writing into this member's folder; config as hyperparameters."""
+        """The config's loggers (``reglab.run`` points them at this member's folder), with the
+        resolved config as hyperparameters."""
         specs = self.cfg.get("logger") or {}
         for spec in specs.values():
-            kwargs: dict[str, Any] = {"save_dir": str(self.out_dir)}
-            if "WandbLogger" in str(spec.get("_target_", "")):
-                kwargs["name"] = ",".join(self.job.overrides) or self.name
-            logger = instantiate(spec, **kwargs)
+            logger = instantiate(spec)
             logger.log_hyperparams(flat(self.config))
             self.loggers.append(logger)
 

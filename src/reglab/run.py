@@ -14,12 +14,11 @@ from types import SimpleNamespace
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
 
 from reglab import optim
-from reglab.data import DataError, TensorDataModule
-from reglab.data import sources
+from reglab.data import DataError, TensorDataModule, sources
 from reglab.data.stack import StackData
 from reglab.member import Job, Member, read_checkpoint, resolved
 from reglab.models.stack import MemberNet
@@ -66,13 +65,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     resumes from it. Both only while the config is unchanged (:mod:`reglab.rerun`).
     """
     job = Job(cfg, Path(out_dir), _overrides(), _choices())
-    summary = run_stack([job])[0]
+    summary = run_stack([job], hydra_logs=HydraConfig.initialized())[0]
     if summary["status"] != "completed":
         raise RunFailed(summary["status"], summary.get("error", summary["status"]))
     return summary
 
 
-def run_stack(jobs: list[Job]) -> list[dict]:
+def run_stack(jobs: list[Job], hydra_logs: bool = False) -> list[dict]:
     """Train ``jobs`` as one stack; each writes its own summary; returns them in order.
 
     A member that fails (bad config or data, divergence) is recorded in its own summary
@@ -87,6 +86,7 @@ def run_stack(jobs: list[Job]) -> list[dict]:
         if isinstance(member, dict):
             summaries[i] = member
         else:
+            member.hydra_logs = hydra_logs
             todo.append((i, member))
     if todo:
         settings = _settings(todo[0][1].cfg)
@@ -101,6 +101,7 @@ def run_stack(jobs: list[Job]) -> list[dict]:
 def _prepare(job: Job) -> Member | dict:
     """The job's member, or its summary when it needs no training (completed, bad config)."""
     out_dir = Path(job.out_dir)
+    job.cfg = _in_folder(job.cfg, out_dir, job.overrides)
     config = resolved(job.cfg)
     previous = read_summary(out_dir)
     saved = read_checkpoint(out_dir / "checkpoints" / "last.ckpt")
@@ -124,6 +125,19 @@ def _prepare(job: Job) -> Member | dict:
     except ConfigError as error:
         return _failed(job, str(error))
     return Member(job, config, saved)
+
+
+def _in_folder(cfg: DictConfig, out_dir: Path, overrides: list[str]) -> DictConfig:
+    """The job's loggers write into its folder, named after its overrides (as Hydra's
+    ``${hydra:runtime.output_dir}`` does for a job that Hydra launched itself)."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        for spec in (cfg.get("logger") or {}).values():
+            if "save_dir" in spec:
+                spec.save_dir = str(out_dir)
+            if "Wandb" in str(spec.get("_target_", "")):
+                spec.name = ",".join(overrides) or out_dir.name
+    return cfg
 
 
 def _failed(job: Job, message: str) -> dict:
@@ -237,8 +251,9 @@ def _train(group, settings: SimpleNamespace, device: torch.device) -> dict[int, 
             stack.load_member(k, m.saved)
             m.saved = None
         m.open_loggers()
-    if len(members) > 1:
-        log.info("stack %s: %d members", info["id"], len(members))
+    for m in members:
+        start = f"from step {m.step}" if m.step else "from scratch"
+        m.note("training %s in stack %s of %d member(s)", start, info["id"], len(members))
     try:
         summaries = stack.fit()
     except Interrupted:

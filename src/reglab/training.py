@@ -182,9 +182,10 @@ class Stack:
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict[str, dict]:
         """Train until every member has ended; returns {out_dir: summary}."""
-        with Signals() as signals:
+        with Signals() as signals, self._progress() as bar:
             self._finish([k for k, m in enumerate(self.members) if self._done(k)])
             while self.members:
+                bar.update(1)
                 steps = [m.step for m in self.members]
                 lengths = {self.data.batch_length(k, s) for k, s in enumerate(steps)}
                 if len(lengths) != 1:
@@ -197,6 +198,29 @@ class Stack:
                 if signals.received is not None:
                     self._interrupt(signals)
         return self.summaries
+
+    def _progress(self):
+        """A progress bar over the steps left (a single run keeps Lightning's old bar)."""
+        from tqdm import tqdm
+
+        left = [self._steps_left(k) for k in range(len(self.members))]
+        total = max(left) if left and None not in left else None
+        return tqdm(
+            total=total,
+            disable=not self.s.progress,
+            mininterval=1.0,
+            unit="step",
+            desc=f"training {len(self.members)} member{'s' * (len(self.members) > 1)}",
+            dynamic_ncols=True,
+            leave=False,
+        )
+
+    def _steps_left(self, k: int) -> int | None:
+        m, s, nb = self.members[k], self.s, self.data.batches_per_epoch[k]
+        limits = [s.max_steps] if s.max_steps > 0 else []
+        if s.max_epochs is not None:
+            limits.append(s.max_epochs * nb)
+        return max(0, min(limits) - m.step) if limits else None
 
     def _after_step(self, data_loss: torch.Tensor) -> None:
         """Per-member events of the step just taken: epoch ends, evaluations, logs, ends."""
@@ -216,10 +240,9 @@ class Stack:
                 self._diverged(m, f"loss is {host_loss[k]} at step {m.step - 1}")
                 ended.append(k)
                 continue
-            if m.step % nb == 0:  # the member's epoch ended
-                if not self._epoch_end(k, m):
-                    ended.append(k)
-                    continue
+            if m.step % nb == 0 and not self._epoch_end(k, m):  # its epoch ended, diverged
+                ended.append(k)
+                continue
             if self._eval_due(m.step, nb):
                 due.append(k)
         due = [k for k in due if k not in ended]
@@ -411,6 +434,16 @@ class Stack:
                     m.status = "completed"
             metrics |= self._end_metrics(k)
             self.summaries[str(m.out_dir)] = m.write_summary(metrics, self.stack_info)
+            if m.status == "completed":
+                m.note(
+                    "test error %.2f %% (train %.2f %%) after %d steps → %s",
+                    metrics["test_error"],
+                    metrics["train_error"],
+                    m.step,
+                    m.out_dir / "summary.json",
+                )
+            else:
+                m.note("run %s: %s", m.status, m.error)
             m.close_loggers(metrics)
             if m.status == "completed":
                 m.finished(self.s.checkpoint.keep)

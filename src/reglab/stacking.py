@@ -1,0 +1,328 @@
+"""Which jobs of a sweep can train together as one stacked model, and how many at once.
+
+A *stack* trains K compatible jobs ("members") as one vectorized model. Members may
+differ only in :data:`STACKABLE` keys (seed, dropout rates, penalty strengths, corruption,
+training-set size, optimizer hyperparameters, user notes) and in keys that do not change a
+result (:data:`reglab.rerun.HOW_KEYS`), except the :data:`MUST_MATCH` keys, which decide
+how the one stacked model runs. :func:`stack_key` says which jobs are compatible,
+:func:`estimate_bytes` what a member costs on the training device and
+:func:`plan_stacks` groups a sweep's jobs into stacks.
+
+Imports neither torch nor Lightning: Hydra's launcher plugin imports this at start-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reglab.rerun import HOW_KEYS
+
+#: Keys whose values may differ between the members of one stack (a group name, such as
+#: ``corruption``, means the whole group: its kind and its parameters).
+STACKABLE: tuple[str, ...] = (
+    "seed",
+    "dropout.p_input",
+    "dropout.p_hidden",
+    "regularizer.lam",
+    "regularizer.lam_l1",
+    "regularizer.lam_l2",
+    "regularizer.c",
+    "corruption",
+    "data.train_size",
+    "optimizer.lr",
+    "optimizer.momentum",
+    "optimizer.betas",
+    "optimizer.weight_decay",
+    "meta",
+)
+
+#: Keys that only pick values of other keys through interpolation (the experiments'
+#: ``arm`` and ``fixed_pn.p`` tables). The values they pick stay in the stack key, so
+#: leaving the selectors out stacks exactly what those values allow: label_corruption's
+#: three arms differ only in dropout.p_hidden and regularizer.lam and share stacks.
+SELECTORS: tuple[str, ...] = ("arm", "fixed_pn.p")
+
+#: Result-neutral keys (in HOW_KEYS) that must still be equal inside a stack: one stacked
+#: model has one precision, device, strategy, compile setting, logger set, data placement,
+#: evaluation batch and checkpoint policy.
+MUST_MATCH: tuple[str, ...] = (
+    "trainer.precision",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.strategy",
+    "compile",
+    "logger",
+    "data.on_device",
+    "data.eval_batch_size",
+    "checkpoint",
+)
+
+#: Logger settings that name the job itself (its folder, its W&B run): never compared.
+PER_JOB_LOGGER_KEYS: tuple[str, ...] = ("save_dir", "dir", "name", "version", "id")
+
+#: name → (training images before the hold-out, test images, (channels, height, width)).
+DATASETS: dict[str, tuple[int, int, tuple[int, int, int]]] = {
+    "mnist": (60_000, 10_000, (1, 28, 28)),
+    "fashion_mnist": (60_000, 10_000, (1, 28, 28)),
+    "cifar10": (50_000, 10_000, (3, 32, 32)),
+    "digits": (1_437, 360, (1, 8, 8)),
+}
+NUM_CLASSES = 10
+FLOAT = 4  # bytes of a float32
+ACTIVATION_COPIES = 3  # forward output, its gradient, and a saved input / mask per layer
+INDEX_AND_LABEL = 16  # an int64 training index and an int64 label per training example
+_MISSING = object()
+
+
+def stack_key(config: Mapping[str, Any]) -> str:
+    """Canonical JSON of a resolved config without its stackable and neutral keys.
+
+    Two jobs may share a stack exactly when their stack keys are equal. Removed:
+    :data:`STACKABLE`, :data:`SELECTORS` and every :data:`~reglab.rerun.HOW_KEYS` key but
+    :data:`MUST_MATCH`; inside ``logger`` the per-job settings (:data:`PER_JOB_LOGGER_KEYS`:
+    the job's folder, its W&B run name) are left out, the rest must match.
+    """
+    kept = {key: _get(config, key) for key in MUST_MATCH}
+    tree = copy.deepcopy(dict(config))
+    tree.pop("hydra", None)
+    for key in (*HOW_KEYS, *STACKABLE, *SELECTORS):
+        _pop(tree, key)
+    for key, value in kept.items():
+        if value is not _MISSING:
+            _set(tree, key, copy.deepcopy(value))
+    loggers = tree.get("logger")
+    if isinstance(loggers, Mapping):
+        tree["logger"] = {
+            name: (
+                {k: v for k, v in node.items() if k not in PER_JOB_LOGGER_KEYS}
+                if isinstance(node, Mapping)
+                else node
+            )
+            for name, node in loggers.items()
+        }
+    return json.dumps(tree, sort_keys=True, separators=(",", ":"), default=str)
+
+
+# -- memory -------------------------------------------------------------------------------
+
+
+def _data_shape(config: Mapping[str, Any]) -> tuple[int, int, tuple[int, int, int]]:
+    """(training images before the hold-out, test images, (C, H, W) after data.crop)."""
+    data = config.get("data") or {}
+    n_train, n_test, (c, h, w) = DATASETS.get(str(data.get("name")), DATASETS["mnist"])
+    crop = data.get("crop")
+    if crop:
+        h, w = min(h, int(crop)), min(w, int(crop))
+    return n_train, n_test, (c, h, w)
+
+
+def _train_examples(config: Mapping[str, Any]) -> int:
+    data = config.get("data") or {}
+    n_train, _, _ = _data_shape(config)
+    remaining = max(1, n_train - int(data.get("val_size") or 0))
+    size = data.get("train_size")
+    return min(int(size), remaining) if size else remaining
+
+
+def _layers(config: Mapping[str, Any]) -> tuple[int, list[int]]:
+    """(parameter count, activation size per example of every layer output incl. input)."""
+    model = config.get("model") or {}
+    _, _, (c, h, w) = _data_shape(config)
+    batchnorm = bool(model.get("batchnorm"))
+    params, sizes = 0, [c * h * w]
+    if "channels" in model:  # CNN: same-padded conv blocks, each pooled by `pool`
+        k, pool = int(model.get("kernel_size", 5)), max(1, int(model.get("pool", 1)))
+        for c_out in map(int, model.get("channels") or []):
+            params += c * c_out * k * k + c_out + (4 * c_out if batchnorm else 0)
+            sizes.append(c_out * h * w)
+            h, w, c = max(1, h // pool), max(1, w // pool), c_out
+            if pool > 1:
+                sizes.append(c * h * w)
+        widths = [c * h * w, *map(int, model.get("fc") or [])]
+    else:  # MLP
+        widths = [c * h * w, *map(int, model.get("hidden") or [])]
+    dims = [*widths, NUM_CLASSES]
+    for n_in, n_out in itertools.pairwise(dims):
+        params += n_in * n_out + n_out
+    hidden = dims[1:-1]
+    if batchnorm:  # scale, shift and two running statistics per unit
+        params += 4 * sum(hidden)
+    sizes += dims[1:]
+    return params, sizes
+
+
+def _optimizer_states(config: Mapping[str, Any]) -> int:
+    """Tensors the optimizer keeps per parameter: 2 for Adam(W), 1 for SGD with momentum."""
+    optimizer = config.get("optimizer") or {}
+    target = str(optimizer.get("_target_", "")).rsplit(".", 1)[-1].lower()
+    if target.startswith("adam"):
+        return 2
+    if target == "sgd":
+        return int(bool(optimizer.get("momentum")) or bool(config.get("momentum_ramp")))
+    return 1
+
+
+def _corruption_bytes(config: Mapping[str, Any], n_train: int) -> int:
+    """A member's private image copy: Zhang et al.'s per-member pixel corruptions."""
+    _, n_test, (c, h, w) = _data_shape(config)
+    pixels = c * h * w
+    kind = str((config.get("corruption") or {}).get("_target_", "")).rsplit(".", 1)[-1]
+    if kind == "RandomPixels":  # uint8 training images, each with its own permutation
+        return n_train * pixels
+    if kind == "GaussianPixels":  # float32 noise images
+        return n_train * pixels * FLOAT
+    if kind == "ShuffledPixels":  # uint8 train and test images under one permutation
+        return (n_train + n_test) * pixels
+    return 0
+
+
+def estimate_bytes(config: Mapping[str, Any]) -> int:
+    """Approximate bytes one member of a stack needs on the training device:
+
+    - parameters × 4 bytes × (1 weights + 1 gradients + optimizer states: 2 for Adam and
+      AdamW, 1 for SGD with momentum, 0 for plain SGD);
+    - activations: batch_size × Σ layer widths × 4 bytes × 3 (forward output, gradient,
+      saved input or dropout mask), plus max(eval_batch_size, probe_size) × Σ widths × 4
+      for evaluation; "widths" are the per-example sizes of the input and every layer's
+      output (conv layers: channels × height × width, before and after pooling);
+    - data: 16 bytes (int64 index and label) per training example, plus a private copy of
+      the training images for ``random_pixels`` (uint8), ``gaussian`` (float32) and
+      ``shuffled_pixels`` (uint8, test images too).
+
+    The base images all members share are :func:`estimate_shared_bytes`, counted once per
+    stack. Good to a factor of ~1.5; the launcher halves a stack that runs out anyway.
+    """
+    params, sizes = _layers(config)
+    data = config.get("data") or {}
+    batch = int(data.get("batch_size") or 100)
+    evaluation = max(int(data.get("eval_batch_size") or batch), int(config.get("probe_size") or 0))
+    n_train = _train_examples(config)
+    weights = params * FLOAT * (2 + _optimizer_states(config))
+    activations = batch * sum(sizes) * FLOAT * ACTIVATION_COPIES + evaluation * sum(sizes) * FLOAT
+    member_data = n_train * INDEX_AND_LABEL + _corruption_bytes(config, n_train)
+    return int(weights + activations + member_data)
+
+
+def estimate_shared_bytes(config: Mapping[str, Any]) -> int:
+    """Bytes a stack holds once, whatever its size: the uint8 base images and labels of
+    every split, and the float32 probe images."""
+    n_train, n_test, (c, h, w) = _data_shape(config)
+    pixels = c * h * w
+    probe = int(config.get("probe_size") or 0) * pixels * FLOAT
+    return (n_train + n_test) * (pixels + 8) + probe
+
+
+# -- planning -----------------------------------------------------------------------------
+
+
+def plan_stacks(
+    configs: Sequence[Mapping[str, Any]], max_members: int, memory_bytes: int | None
+) -> list[list[int]]:
+    """Job indices grouped into stacks.
+
+    Jobs with equal :func:`stack_key` form a group (groups in order of their first job,
+    members in sweep order); each group is cut into as few stacks as hold at most
+    ``max_members`` members and fit ``memory_bytes`` (shared bytes once plus each
+    member's, None: no limit), sizes as even as memory allows. A member too big alone
+    still gets a stack of its own.
+    """
+    if max_members < 1:
+        raise ValueError(f"max_members={max_members}: must be >= 1")
+    groups: dict[str, list[int]] = {}
+    for index, config in enumerate(configs):
+        groups.setdefault(stack_key(config), []).append(index)
+    stacks: list[list[int]] = []
+    for members in groups.values():
+        costs = [estimate_bytes(configs[i]) for i in members]
+        shared = max(estimate_shared_bytes(configs[i]) for i in members)
+        stacks += [
+            [members[i] for i in part] for part in _split(costs, shared, max_members, memory_bytes)
+        ]
+    return stacks
+
+
+def _fits(costs: Sequence[int], shared: int, max_members: int, budget: int | None) -> bool:
+    return len(costs) <= max_members and (budget is None or shared + sum(costs) <= budget)
+
+
+def _split(
+    costs: Sequence[int], shared: int, max_members: int, budget: int | None
+) -> list[list[int]]:
+    """Positions 0..n-1 cut into consecutive parts: greedily first, which gives the fewest
+    parts, then evened out to that many parts where memory allows."""
+    greedy: list[list[int]] = [[]]
+    for i, cost in enumerate(costs):
+        part = greedy[-1]
+        if part and not _fits([*(costs[j] for j in part), cost], shared, max_members, budget):
+            greedy.append([])
+        greedy[-1].append(i)
+    n, k = len(costs), len(greedy)
+    bounds = [round(j * n / k) for j in range(k + 1)]
+    even = [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
+    if all(_fits([costs[i] for i in part], shared, max_members, budget) for part in even):
+        return even
+    return greedy
+
+
+def stack_bytes(configs: Sequence[Mapping[str, Any]]) -> int:
+    """The estimate for one stack of these members: shared bytes once, plus each member's."""
+    if not configs:
+        return 0
+    return max(map(estimate_shared_bytes, configs)) + sum(map(estimate_bytes, configs))
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` → ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+# -- dotted keys on plain nested dicts -----------------------------------------------------
+
+
+def _get(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _pop(tree: dict[str, Any], dotted: str) -> None:
+    *parents, last = dotted.split(".")
+    node: Any = tree
+    for part in parents:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[last] = value
+
+
+__all__ = [
+    "MUST_MATCH",
+    "SELECTORS",
+    "STACKABLE",
+    "estimate_bytes",
+    "estimate_shared_bytes",
+    "plan_stacks",
+    "stack_bytes",
+    "stack_key",
+]
