@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from reglab.data import TensorDataModule
 from reglab.evaluation import evaluate
 from reglab.models import MLP
-from reglab.regularizers import L1, L1Proximal, Regularizer, zero_fraction
+from reglab.regularizers import L1, L1Proximal, Regularizer, as_stack, zero_fraction
 
 STEM = "proximal_l1"
 
@@ -76,12 +76,12 @@ def train(
     """Plain SGD (no momentum, so the ℓ1 subgradient step is exactly λη·sign(w))."""
     torch.manual_seed(cfg.seed)
     model = MLP(data.input_shape, data.num_classes, hidden=[cfg.hidden], seed=cfg.seed)
-    params = regularizer.parameters(model)
+    params = as_stack(regularizer.parameters(model))  # a stack of one
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     images, labels = data.splits["train"].images, data.splits["train"].labels
     order = torch.Generator().manual_seed(cfg.seed)
     fc1 = model.fc1.weight
-    zeros, weights = [zero_fraction(params)], [fc1.detach().flatten()[tracked].clone()]
+    zeros, weights = [float(zero_fraction(params))], [fc1.detach().flatten()[tracked].clone()]
     perm, cursor = torch.randperm(len(images), generator=order), 0
     for _ in range(cfg.steps):
         if cursor + cfg.batch_size > len(images):
@@ -91,12 +91,12 @@ def train(
         loss = F.cross_entropy(model(data.to_input(images[idx])), labels[idx])
         penalty = regularizer.penalty(params)
         if penalty is not None:
-            loss = loss + penalty
+            loss = loss + penalty.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         regularizer.after_step(params, cfg.lr)
-        zeros.append(zero_fraction(params))
+        zeros.append(float(zero_fraction(params)))
         weights.append(fc1.detach().flatten()[tracked].clone())
     error = evaluate(model, data.eval_batches("test"), data.to_input)["error"]
     return Trace(name, np.array(zeros), torch.stack(weights).numpy(), error)

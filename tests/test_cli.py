@@ -150,18 +150,15 @@ def test_bad_config_leaves_no_run_directory(tmp_path, overrides):
     assert not run_dir.exists()
 
 
-def test_ddp_on_two_cpu_processes(tmp_path, data_dir):
-    """trainer=ddp composes and trains; each rank takes every second example."""
-    summary = run_ok(
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "threads=1",
-        "data=digits",
-        "trainer.max_steps=20",
-        run_dir=tmp_path / "ddp",
-        cwd=tmp_path,
-    )
-    assert summary["status"] == "completed" and summary["metrics"]["steps"] == 20
-    # 1,437 training digits, batch 64, two ranks: ceil(719 / 64) = 12 batches per epoch
-    assert summary["history"][0]["step"] == 12
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ("trainer.devices=2", "trainer.devices=2: must be 1"),
+        ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val: not read by reglab"),
+        ("trainer.precision=16-mixed", "trainer.precision=16-mixed: must be one of"),
+    ],
+)
+def test_trainer_settings_the_loop_does_not_honour_are_refused(tmp_path, overrides, message):
+    """The trainer group keeps Lightning's key names; one the loop would ignore is refused."""
+    result = run_cli(overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]

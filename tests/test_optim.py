@@ -12,7 +12,6 @@ import yaml
 from conftest import CONF
 
 from reglab import optim
-from reglab.callbacks import MomentumRamp
 from reglab.optim import MemberAdam, MemberAdamW, MemberSchedules, MemberSGD, momentum_at
 
 SHAPES = [(3, 4), (3,), (2, 3, 2)]
@@ -178,10 +177,11 @@ def test_hyperparameters_changed_between_steps(cls):
     assert opt.lr == pytest.approx(lrs)
 
 
-def test_momentum_at_is_the_momentum_ramp():
-    ramp = MomentumRamp(0.5, 0.99, 100)
-    for step in [0, 1, 37, 99, 100, 101, 500]:
-        assert momentum_at(step, 0.5, 0.99, 100) == ramp.momentum(step)
+def test_momentum_at_ramps_linearly_then_holds():
+    """Srivastava et al. App. A.1: momentum from 0.5 rising linearly, then held."""
+    expected = {0: 0.5, 1: 0.5 + 0.49 / 100, 50: 0.745, 100: 0.99, 101: 0.99, 500: 0.99}
+    for step, value in expected.items():
+        assert momentum_at(step, 0.5, 0.99, 100) == pytest.approx(value)
     assert momentum_at(3, 0.5, 0.9, 0) == 0.9
 
 

@@ -5,25 +5,34 @@ import torch
 from torch import nn
 
 from reglab.models import MLP
-from reglab.regularizers import L1, L2, ElasticNet, L1Proximal, MaxNorm, Regularizer, zero_fraction
+from reglab.regularizers import (
+    L1,
+    L2,
+    ElasticNet,
+    L1Proximal,
+    MaxNorm,
+    Regularizer,
+    as_stack,
+    zero_fraction,
+)
 
 
 def test_l2_gradient_is_two_lambda_w():
     w = nn.Parameter(torch.randn(5, 3))
-    L2(lam=0.3).penalty([w]).backward()
+    L2(lam=0.3).penalty(as_stack([w])).sum().backward()
     torch.testing.assert_close(w.grad, 2 * 0.3 * w.detach())
 
 
 def test_l1_gradient_is_lambda_sign_w():
     w = nn.Parameter(torch.tensor([[-2.0, 0.5, 3.0]]))
-    L1(lam=0.1).penalty([w]).backward()
+    L1(lam=0.1).penalty(as_stack([w])).sum().backward()
     torch.testing.assert_close(w.grad, torch.tensor([[-0.1, 0.1, 0.1]]))
 
 
 def test_elastic_is_sum_of_l1_and_l2():
     w = nn.Parameter(torch.randn(4, 4))
     expected = 0.01 * w.abs().sum() + 0.2 * w.square().sum()
-    torch.testing.assert_close(ElasticNet(lam_l1=0.01, lam_l2=0.2).penalty([w]), expected)
+    torch.testing.assert_close(ElasticNet(lam_l1=0.01, lam_l2=0.2).penalty(as_stack([w]))[0], expected)
 
 
 def test_default_selection_is_weights_only():
@@ -42,10 +51,10 @@ def _train_single_weight(reg, steps=200, lr=0.1, lam=0.5):
     for _ in range(steps):
         opt.zero_grad()
         loss = ((w - torch.tensor([0.2, -0.2, 0.0])) ** 2).sum()
-        penalty = reg.penalty([w])
-        (loss if penalty is None else loss + penalty).backward()
+        penalty = reg.penalty(as_stack([w]))
+        (loss if penalty is None else loss + penalty.sum()).backward()
         opt.step()
-        reg.after_step([w], lr)
+        reg.after_step(as_stack([w]), lr)
         trace.append(w.detach().clone())
     return torch.stack(trace)
 
@@ -77,7 +86,7 @@ def test_max_norm_holds_after_a_step():
     reg = MaxNorm(c=1.5)
     params = reg.parameters(layer)
     assert layer.weight.norm(dim=1).max() > 1.5
-    reg.after_step(params, lr=0.1)
+    reg.after_step(as_stack(params), lr=0.1)
     norms = layer.weight.norm(dim=1)
     assert torch.all(norms <= 1.5 + 1e-5)
     assert torch.allclose(norms, torch.full_like(norms, 1.5), atol=1e-4)
@@ -86,10 +95,26 @@ def test_max_norm_holds_after_a_step():
 def test_max_norm_leaves_small_rows_alone():
     layer = nn.Linear(20, 7)
     before = layer.weight.detach().clone()
-    MaxNorm(c=100.0).after_step([layer.weight], lr=0.1)
+    MaxNorm(c=100.0).after_step(as_stack([layer.weight]), lr=0.1)
     torch.testing.assert_close(layer.weight.detach(), before)
 
 
 @pytest.mark.parametrize("values, expected", [([0.0, 0.0, 1.0, 2.0], 0.5), ([1.0], 0.0)])
 def test_zero_fraction(values, expected):
-    assert zero_fraction([nn.Parameter(torch.tensor(values))]) == expected
+    assert float(zero_fraction(as_stack([nn.Parameter(torch.tensor(values))]))) == expected
+
+
+def test_stacked_strengths_act_on_their_own_member():
+    """A stack's regularizer holds one strength per member (Regularizer.stack)."""
+    w = nn.Parameter(torch.randn(2, 5, 3))
+    reg = Regularizer.stack([L2(lam=0.1), L2(lam=0.3)], torch.device("cpu"))
+    reg.penalty([w]).sum().backward()
+    torch.testing.assert_close(w.grad[0], 0.2 * w.detach()[0])
+    torch.testing.assert_close(w.grad[1], 0.6 * w.detach()[1])
+    prox = Regularizer.stack([L1Proximal(lam=0.0), L1Proximal(lam=100.0)], torch.device("cpu"))
+    before = w.detach().clone()
+    prox.after_step([w], torch.tensor([0.1, 0.1]))
+    assert torch.equal(w.detach()[0], before[0]) and torch.all(w.detach()[1] == 0)
+    norms = Regularizer.stack([MaxNorm(c=100.0), MaxNorm(c=0.5)], torch.device("cpu"))
+    norms.after_step([w], 0.1)
+    assert torch.equal(w.detach()[0], before[0])

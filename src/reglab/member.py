@@ -107,9 +107,22 @@ class Member:
         resolved config as hyperparameters."""
         specs = self.cfg.get("logger") or {}
         for spec in specs.values():
-            logger = instantiate(spec)
+            if "Wandb" in str(spec.get("_target_", "")):
+                logger = instantiate(spec, experiment=self._wandb_run(spec))
+            else:
+                logger = instantiate(spec)
             logger.log_hyperparams(flat(self.config))
             self.loggers.append(logger)
+
+    def _wandb_run(self, spec):
+        """This member's own W&B run: jobs that share a process must not share a run
+        (Lightning's WandbLogger would reuse the process's current one)."""
+        import wandb
+
+        keys = ("project", "entity", "group", "job_type", "name", "tags", "mode")
+        init = {k: spec[k] for k in keys if spec.get(k) is not None}
+        init["tags"] = list(init.get("tags", []))
+        return wandb.init(dir=str(spec.save_dir), reinit="create_new", **init)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         for logger in self.loggers:
@@ -120,8 +133,11 @@ class Member:
         finals = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
         for logger in self.loggers:
             try:
-                if "Wandb" in type(logger).__name__:
+                kind = type(logger).__name__
+                if "Wandb" in kind:
                     logger.experiment.summary.update(finals)
+                elif "TensorBoard" in kind:  # the HPARAMS tab: config beside final metrics
+                    logger.log_hyperparams(flat(self.config), metrics=finals)
                 else:
                     logger.log_metrics(finals, step=self.step)
                 logger.finalize("success" if self.status == "completed" else self.status)

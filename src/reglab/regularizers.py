@@ -79,6 +79,12 @@ def _sum(terms: Iterable[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(terms)).sum(0)
 
 
+def as_stack(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """A solo model's parameters as a stack of one (views with a member axis of size 1):
+    penalties and in-place steps on them act on the model itself."""
+    return [p.unsqueeze(0) for p in params]
+
+
 def _per_member(values, like: torch.Tensor) -> torch.Tensor:
     """Strengths (K,) shaped to broadcast against a stacked parameter (K, ...)."""
     if not isinstance(values, torch.Tensor):

@@ -65,13 +65,17 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     resumes from it. Both only while the config is unchanged (:mod:`reglab.rerun`).
     """
     job = Job(cfg, Path(out_dir), _overrides(), _choices())
-    summary = run_stack([job], hydra_logs=HydraConfig.initialized())[0]
+    summary = run_stack([job], hydra_logs=HydraConfig.initialized(), record_failures=False)[0]
+    if summary["status"] == "failed":  # bad data or config: recorded, then one line
+        raise DataError(summary["error"])
     if summary["status"] != "completed":
         raise RunFailed(summary["status"], summary.get("error", summary["status"]))
     return summary
 
 
-def run_stack(jobs: list[Job], hydra_logs: bool = False) -> list[dict]:
+def run_stack(
+    jobs: list[Job], hydra_logs: bool = False, record_failures: bool = True
+) -> list[dict]:
     """Train ``jobs`` as one stack; each writes its own summary; returns them in order.
 
     A member that fails (bad config or data, divergence) is recorded in its own summary
@@ -82,7 +86,7 @@ def run_stack(jobs: list[Job], hydra_logs: bool = False) -> list[dict]:
     summaries: dict[int, dict] = {}
     todo: list[tuple[int, Member]] = []
     for i, job in enumerate(jobs):
-        member = _prepare(job)
+        member = _prepare(job, record_failures)
         if isinstance(member, dict):
             summaries[i] = member
         else:
@@ -92,13 +96,13 @@ def run_stack(jobs: list[Job], hydra_logs: bool = False) -> list[dict]:
         settings = _settings(todo[0][1].cfg)
         device = _device(todo[0][1].cfg)
         _configure_torch(todo[0][1].cfg, device)
-        loaded = _load_data(todo, summaries)
+        loaded = _load_data(todo, summaries, record_failures)
         for group in _phase_groups(loaded):
             summaries |= _train(group, settings, device)
     return [summaries[i] for i in range(len(jobs))]
 
 
-def _prepare(job: Job) -> Member | dict:
+def _prepare(job: Job, record_failures: bool) -> Member | dict:
     """The job's member, or its summary when it needs no training (completed, bad config)."""
     out_dir = Path(job.out_dir)
     job.cfg = _in_folder(job.cfg, out_dir, job.overrides)
@@ -123,7 +127,7 @@ def _prepare(job: Job) -> Member | dict:
     try:
         validate(job.cfg)
     except ConfigError as error:
-        return _failed(job, str(error))
+        return _failed(job, str(error), record_failures)
     return Member(job, config, saved)
 
 
@@ -140,9 +144,12 @@ def _in_folder(cfg: DictConfig, out_dir: Path, overrides: list[str]) -> DictConf
     return cfg
 
 
-def _failed(job: Job, message: str) -> dict:
+def _failed(job: Job, message: str, record: bool) -> dict:
+    """A job that cannot train; its summary is written if ``record`` (a sweep's job: the
+    sweep goes on and reports it; a single run just says why, in one line)."""
     summary = {"status": "failed", "error": message, "overrides": job.overrides, "metrics": {}}
-    write_json_atomic(Path(job.out_dir) / "summary.json", summary)
+    if record:
+        write_json_atomic(Path(job.out_dir) / "summary.json", summary)
     return summary
 
 
@@ -193,7 +200,7 @@ def _configure_torch(cfg: DictConfig, device: torch.device) -> None:
 
 
 def _load_data(
-    todo: list[tuple[int, Member]], summaries: dict
+    todo: list[tuple[int, Member]], summaries: dict, record: bool
 ) -> list[tuple[int, Member, TensorDataModule]]:
     """Each member's data from the files read once; a member whose data fails is recorded."""
     first = todo[0][1].cfg.data
@@ -201,7 +208,7 @@ def _load_data(
         raw = sources.load(first.name, first.root, first.download)
     except DataError as error:
         for i, m in todo:
-            summaries[i] = _failed(m.job, str(error))
+            summaries[i] = _failed(m.job, str(error), record)
         return []
     loaded, prepared = [], None
     for i, m in todo:
@@ -212,7 +219,7 @@ def _load_data(
             prepared = prepared or dm.prepare(raw)
             loaded.append((i, m, dm.load(prepared)))
         except DataError as error:
-            summaries[i] = _failed(m.job, str(error))
+            summaries[i] = _failed(m.job, str(error), record)
     for entry in loaded:
         entry[2].prepared = prepared
     return loaded

@@ -132,6 +132,34 @@ def _check_keys(group: str, node: DictConfig) -> None:
             raise ConfigError(f"{group}.{key}: unknown key; allowed keys are {', '.join(allowed)}")
 
 
+#: The trainer keys reglab's training loop reads (reglab.run._settings); the group keeps
+#: Lightning's names, and any other Trainer argument would be silently ignored.
+TRAINER_KEYS = (
+    "accelerator", "devices", "max_epochs", "max_steps", "precision", "deterministic",
+    "check_val_every_n_epoch", "val_check_interval", "log_every_n_steps",
+    "num_sanity_val_steps", "enable_progress_bar", "enable_model_summary",
+)  # fmt: skip
+PRECISIONS = ("32-true", "32", "bf16-mixed", "tf32")
+
+
+def _check_trainer(trainer: DictConfig) -> None:
+    for key in trainer:
+        if not key.startswith("_") and key not in TRAINER_KEYS:
+            raise ConfigError(
+                f"trainer.{key}: not read by reglab's training loop; allowed keys are "
+                + ", ".join(TRAINER_KEYS)
+            )
+    devices = trainer.get("devices", 1)
+    if devices not in (1, "1", "auto"):
+        raise ConfigError(
+            f"trainer.devices={devices}: must be 1; a run trains on one device (fill a GPU "
+            "with many jobs at once: launcher=stacked)"
+        )
+    precision = str(trainer.get("precision", "32-true"))
+    if precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` on the first bad value in ``cfg``."""
     try:
@@ -149,6 +177,8 @@ def validate(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
             _check_keys(group, node)
+    if isinstance(cfg.get("trainer"), DictConfig):
+        _check_trainer(cfg.trainer)
     steps, epochs = cfg.trainer.get("max_steps", -1), cfg.trainer.get("max_epochs", None)
     if steps == -1 and epochs in (None, -1):
         raise ConfigError("trainer.max_epochs / trainer.max_steps: set at least one limit")

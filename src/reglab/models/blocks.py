@@ -24,7 +24,6 @@ def hidden_block(
     width: int,
     act: str,
     batchnorm: bool,
-    p_retain: float,
     masks: MaskSource,
     spec: DropoutSpec,
     conv: bool = False,
@@ -41,9 +40,9 @@ def hidden_block(
     yield f"act{index}", activation(act)
     if pool > 1:
         yield f"pool{index}", nn.MaxPool2d(pool)
-    if p_retain < 1.0:
+    if spec.p_hidden < 1.0:  # the retention probability of hidden units (Srivastava et al.)
         spatial = conv and spec.spatial
-        yield f"drop{index}", RetentionDropout(p_retain, masks, spec.mode, spatial=spatial)
+        yield f"drop{index}", RetentionDropout(spec.p_hidden, masks, spec.mode, spatial=spatial)
 
 
 def input_dropout(masks: MaskSource, spec: DropoutSpec) -> Iterator[tuple[str, nn.Module]]:
@@ -73,7 +72,7 @@ def dense_blocks(
     layers: list[tuple[str, nn.Module]] = []
     for index, width in enumerate(map(int, widths), start=first_index):
         linear = nn.Linear(width_in, width)
-        layers += hidden_block(index, linear, width, act, batchnorm, spec.p_hidden, masks, spec)
+        layers += hidden_block(index, linear, width, act, batchnorm, masks, spec)
         width_in = width
     layers.append(("out", nn.Linear(width_in, num_classes)))
     return layers

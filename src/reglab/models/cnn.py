@@ -46,7 +46,6 @@ class CNN(LayerStack):
                 c_out,
                 activation,
                 batchnorm,
-                spec.p_hidden,
                 masks,
                 spec,
                 conv=True,

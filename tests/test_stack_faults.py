@@ -1,0 +1,121 @@
+"""Faults in a stack: a diverging member stops alone; a signal or kill -9 of a stacked sweep
+and a rerun resume every unfinished member, alone or in a stack of another make-up, to the
+metrics of an uninterrupted stack (CPU, deterministic)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, read_summary, run_cli
+
+from reglab.member import Job
+from reglab.run import run_stack
+
+pytestmark = pytest.mark.slow
+
+RUN = [
+    "data=digits",
+    "model.hidden=[64]",
+    "dropout=hidden",
+    "scheduler=exponential",
+    "trainer.max_epochs=6",
+    "trainer.deterministic=true",
+    "threads=1",
+    "trainer.enable_progress_bar=false",
+    "checkpoint.keep=true",
+]
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
+
+def test_a_diverging_member_stops_and_the_others_finish_unchanged(tmp_path, data_dir):
+    def stack(folder: str, extra: dict[str, list[str]]) -> dict[str, dict]:
+        jobs = [Job(compose_config(*RUN, *o), tmp_path / folder / n) for n, o in extra.items()]
+        return dict(zip(extra, run_stack(jobs), strict=True))
+
+    good = {"a": ["seed=1"], "b": ["seed=2"]}
+    with_bad = stack("mixed", {"a": good["a"], "bad": ["optimizer.lr=1e12"], "b": good["b"]})
+    alone = stack("alone", good)
+    assert with_bad["bad"]["status"] == "diverged" and with_bad["bad"]["metrics"]["steps"] < 100
+    for name in good:
+        assert with_bad[name]["status"] == "completed"
+        for key, value in alone[name]["metrics"].items():
+            assert with_bad[name]["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+        ours, theirs = _weights(tmp_path / "mixed" / name), _weights(tmp_path / "alone" / name)
+        for key, value in theirs.items():
+            assert torch.allclose(ours[key], value, rtol=1e-5, atol=1e-7), key
+
+
+def _sweep(sweep_dir: Path, seeds: str, *extra: str) -> list[str]:
+    return [
+        "-m",
+        *RUN,
+        *extra,
+        f"seed={seeds}",
+        "launcher=stacked",
+        "checkpoint.every_n_steps=10",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+
+
+def _finals(sweep_dir: Path) -> dict[str, dict]:
+    return {
+        job.name: read_summary(job)["metrics"] | {"status": read_summary(job)["status"]}
+        for job in sorted(sweep_dir.iterdir())
+        if (job / "summary.json").exists()
+    }
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill-9"])
+def test_a_stopped_stack_resumes_every_member_in_stacks_of_another_make_up(tmp_path, data_dir, sig):
+    whole = tmp_path / "whole"
+    done = run_cli(*_sweep(whole, "0,1,2"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reglab.train", *_sweep(cut, "0,1,2")],
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while not list(cut.glob("*/checkpoints/last.ckpt")):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    steps = {}
+    for job in cut.iterdir():
+        saved = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+        steps[job.name] = saved["step"]
+        if sig == signal.SIGTERM:
+            assert read_summary(job)["status"] == "interrupted"
+    assert all(0 < s < 138 for s in steps.values()), steps  # 6 epochs of 23 steps
+    # seed 1 resumes beside a new member, seeds 0 and 2 in a stack of their own
+    for seeds in ("1,7", "0,2"):
+        again = run_cli(*_sweep(cut, seeds), cwd=tmp_path)
+        assert again.returncode == 0, again.stderr[-3000:]
+    resumed, expected = _finals(cut), _finals(whole)
+    for name, metrics in expected.items():
+        assert resumed[name].keys() == metrics.keys(), name
+        for key, value in metrics.items():
+            if isinstance(value, float):
+                assert resumed[name][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (name, key)
+            else:
+                assert resumed[name][key] == value, (name, key)
+        assert read_summary(cut / name)["resumed_from_step"] == steps[name]
+    assert read_summary(cut / "seed=1")["stack"]["size"] == 2

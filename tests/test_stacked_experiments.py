@@ -1,0 +1,38 @@
+"""Every experiment of conf/experiment runs with launcher=stacked: its quick sweep, planned
+into stacks and trained for a few updates (paper scale is planned in test_stacking.py)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import CONF, run_cli
+
+from reglab import jobs
+from reglab.summary import read_summary
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_the_quick_sweep_trains_in_stacks(tmp_path, data_dir, experiment):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        f"experiment={experiment}",
+        "scale=quick",
+        "launcher=stacked",
+        "trainer.max_steps=3",
+        "probe_size=100",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = [read_summary(job) for job in jobs.job_dirs(sweep)]
+    assert summaries and all(s["status"] == "completed" for s in summaries)
+    assert all(s["metrics"]["steps"] == 3 for s in summaries)
+    sizes = [s["stack"]["size"] for s in summaries]
+    assert max(sizes) > 1, f"{experiment}: no two jobs shared a stack"
+    stacks = {s["stack"]["id"] for s in summaries}
+    print(f"{experiment}: {len(summaries)} jobs in {len(stacks)} stacks")
