@@ -32,7 +32,8 @@ def test_l1_gradient_is_lambda_sign_w():
 def test_elastic_is_sum_of_l1_and_l2():
     w = nn.Parameter(torch.randn(4, 4))
     expected = 0.01 * w.abs().sum() + 0.2 * w.square().sum()
-    torch.testing.assert_close(ElasticNet(lam_l1=0.01, lam_l2=0.2).penalty(as_stack([w]))[0], expected)
+    penalty = ElasticNet(lam_l1=0.01, lam_l2=0.2).penalty(as_stack([w]))
+    torch.testing.assert_close(penalty[0], expected)
 
 
 def test_default_selection_is_weights_only():
