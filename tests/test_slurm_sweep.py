@@ -53,3 +53,34 @@ def test_two_job_sweep_through_slurm(slurm_cluster, tmp_path):
     # submitit's own files: one array job of two tasks, each with its SLURM log.
     logs = list((sweep / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2, logs
+
+
+def test_stacked_sweep_through_slurm_one_job_per_stack(slurm_cluster, tmp_path):
+    """launcher=stacked_slurm: the sweep's two compatible jobs are one stack, submitted as
+    one SLURM job; each member still writes its own job folder and summary."""
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "launcher=stacked_slurm",
+        f"hydra.launcher.partition={slurm_cluster.partition}",
+        "hydra.launcher.timeout_min=5",
+        "hydra.launcher.mem_gb=1",
+        "launcher.cpus_per_task=1",
+        "data=digits",
+        "model.hidden=[32]",
+        "trainer.max_steps=20",
+        "trainer.val_check_interval=10",
+        "trainer.check_val_every_n_epoch=null",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    summaries = [read_summary(p.parent) for p in sorted(sweep.glob("*/summary.json"))]
+    assert [s["seed"] for s in summaries] == [0, 1]
+    assert all(s["status"] == "completed" and s["metrics"]["steps"] == 20 for s in summaries)
+    assert {s["stack"]["id"] for s in summaries} == {summaries[0]["stack"]["id"]}
+    assert summaries[0]["stack"]["size"] == 2
+    logs = list((sweep / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 1, logs  # one SLURM job for the stack
