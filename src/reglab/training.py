@@ -136,12 +136,13 @@ class Stack:
         self.summaries: dict[str, dict] = {}
         self._lr = None
         self.last_loss: torch.Tensor | None = None  # each member's data loss at its last step
+        self.steps_t: torch.Tensor | None = None  # each member's step, on the device
 
     # -- the step ------------------------------------------------------------------------
     def train_step(self, steps: list[int], length: int) -> torch.Tensor:
         """One optimizer step of every member on its own batch; returns the data losses (K,)."""
-        x, y = self.data.train_batch(steps, length)
-        self.net.set_mask_counter(steps)  # dropout masks: a function of (seed, step, layer)
+        x, y = self.data.train_batch(steps, self.steps_t, length)
+        self.net.mask_counter.copy_(self.steps_t)  # masks: a function of (seed, step, layer)
         with self.autocast():
             logits = self.forward(x)  # (K, B, classes)
             data_loss = (
@@ -187,17 +188,25 @@ class Stack:
             while self.members:
                 bar.update(1)
                 steps = [m.step for m in self.members]
-                lengths = {self.data.batch_length(k, s) for k, s in enumerate(steps)}
-                if len(lengths) != 1:
-                    raise RuntimeError("members' batches differ in size; plan them apart")
+                if self.steps_t is None:  # the members' steps on the device, kept in step
+                    self.steps_t = torch.tensor(steps, device=self.device)
                 self.set_hyperparameters(steps)
-                data_loss = self.last_loss = self.train_step(steps, lengths.pop())
+                data_loss = self.last_loss = self.train_step(steps, self._batch_length(steps))
+                self.steps_t += 1
                 for m in self.members:
                     m.step += 1
                 self._after_step(data_loss)
                 if signals.received is not None:
                     self._interrupt(signals)
         return self.summaries
+
+    def _batch_length(self, steps: list[int]) -> int:
+        if self.data.full_batches:
+            return self.data.batch_size
+        lengths = {self.data.batch_length(k, s) for k, s in enumerate(steps)}
+        if len(lengths) != 1:
+            raise RuntimeError("members' batches differ in size; plan them apart")
+        return lengths.pop()
 
     def _progress(self):
         """A progress bar over the steps left (a single run keeps Lightning's old bar)."""
@@ -459,6 +468,7 @@ class Stack:
         self.regularizer.keep(idx)
         self.schedules.keep(keep)
         self.sums.keep(idx)
+        self.steps_t = None
         if self.last_loss is not None:
             self.last_loss = self.last_loss.index_select(0, idx)
         self.best_val = [self.best_val[k] for k in keep]

@@ -73,6 +73,9 @@ class StackData:
         self.shift = torch.stack([m.shift.view(-1) for m in members]).to(device)
         self.order_seeds = [stream_seed(m.seed, Stream.ORDER) for m in members]
         self.batches_per_epoch = [-(-n // self.batch_size) for n in self.sizes["train"]]
+        self._nb = torch.tensor(self.batches_per_epoch, device=device)
+        # every member's training set a multiple of the batch size: all batches full
+        self.full_batches = all(n % self.batch_size == 0 for n in self.sizes["train"])
         self._orders: list[tuple[int, torch.Tensor]] = [(-1, torch.empty(0))] * len(members)
         self._order_rows = torch.zeros_like(self.rows["train"])
         self._order_labels = torch.zeros_like(self.labels["train"])
@@ -95,6 +98,8 @@ class StackData:
         )
         self.order_seeds = [self.order_seeds[k] for k in idx]
         self.batches_per_epoch = [self.batches_per_epoch[k] for k in idx]
+        self._nb = self._nb.index_select(0, members.to(self.device))
+        self.full_batches = all(n % self.batch_size == 0 for n in self.sizes["train"])
         self._orders = [self._orders[k] for k in idx]
         self._order_rows = self._order_rows.index_select(0, members.to(self.device))
         self._order_labels = self._order_labels.index_select(0, members.to(self.device))
@@ -107,9 +112,7 @@ class StackData:
         return min(self.batch_size, n - position * self.batch_size)
 
     def _epoch_order(self, k: int, epoch: int) -> None:
-        """Member k's rows and labels in the order of its ``epoch`` (cached per epoch)."""
-        if self._orders[k][0] == epoch:
-            return
+        """Member k's rows and labels in the order of its ``epoch``."""
         n = self.sizes["train"][k]
         sampler = EpochPermutation(n, self.order_seeds[k])
         sampler.set_epoch(epoch)
@@ -118,16 +121,17 @@ class StackData:
         self._order_labels[k, :n] = self.labels["train"][k, :n].index_select(0, perm)
         self._orders[k] = (epoch, perm)
 
-    def train_batch(self, steps: Sequence[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (K, B, C, H, W) normalized and labels (K, B) of every member at its step."""
-        starts = []
+    def train_batch(
+        self, steps: Sequence[int], steps_t: torch.Tensor, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (K, B, C, H, W) normalized and labels (K, B) of every member at its step
+        (``steps`` on the host, ``steps_t`` the same on the device: no copy per step)."""
         for k, step in enumerate(steps):
             nb = self.batches_per_epoch[k]
-            self._epoch_order(k, step // nb)
-            starts.append((step % nb) * self.batch_size)
-        index = torch.tensor(starts, device=self.device).unsqueeze(1) + torch.arange(
-            length, device=self.device
-        )
+            if self._orders[k][0] != step // nb:  # a new epoch: its permutation
+                self._epoch_order(k, step // nb)
+        starts = (steps_t % self._nb) * self.batch_size
+        index = starts.unsqueeze(1) + torch.arange(length, device=self.device)
         rows = self._order_rows.gather(1, index)
         labels = self._order_labels.gather(1, index)
         return self.to_input(self._images(rows)), labels
