@@ -238,7 +238,32 @@ def _phase_groups(loaded):
 
 def _train(group, settings: SimpleNamespace, device: torch.device) -> dict[int, dict]:
     """Build the stack of ``group`` and train it to the end of every member."""
-    index = [i for i, _, _ in group]
+    members = [m for _, m, _ in group]
+    try:
+        stack = _build(group, settings, device)
+        for m in members:
+            start = f"from step {m.step}" if m.step else "from scratch"
+            m.note(
+                "training %s in stack %s of %d member(s)",
+                start,
+                stack.stack_info["id"],
+                len(members),
+            )
+        try:
+            summaries = stack.fit()
+        except Interrupted:
+            summaries = stack.summaries
+    except torch.OutOfMemoryError as error:  # the launcher retries in smaller stacks
+        for m in members:
+            m.close_loggers({})
+        raise StackOutOfMemory(str(error).splitlines()[0]) from None
+    by_dir = {str(m.out_dir): i for i, m, _ in group}
+    return {by_dir[d]: s for d, s in summaries.items()}
+
+
+def _build(group, settings: SimpleNamespace, device: torch.device) -> Stack:
+    """The stack of ``group``: shared data, one net, optimizer, schedules, regularizer;
+    members resumed from their own checkpoints."""
     members = [m for _, m, _ in group]
     modules = [dm for _, _, dm in group]
     cfgs = [m.cfg for m in members]
@@ -258,17 +283,7 @@ def _train(group, settings: SimpleNamespace, device: torch.device) -> dict[int, 
             stack.load_member(k, m.saved)
             m.saved = None
         m.open_loggers()
-    for m in members:
-        start = f"from step {m.step}" if m.step else "from scratch"
-        m.note("training %s in stack %s of %d member(s)", start, info["id"], len(members))
-    try:
-        summaries = stack.fit()
-    except Interrupted:
-        summaries = stack.summaries
-    except torch.OutOfMemoryError as error:
-        raise StackOutOfMemory(str(error).splitlines()[0]) from None
-    by_dir = {str(m.out_dir): i for i, m in zip(index, members, strict=True)}
-    return {by_dir[d]: s for d, s in summaries.items()}
+    return stack
 
 
 def _solo_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
-import threading
 
 import torch
 import torch.nn.functional as F
@@ -25,84 +23,14 @@ from reglab.member import Member
 from reglab.models.stack import MemberNet, select_parameters
 from reglab.optim import MemberSchedules, momentum_at
 from reglab.regularizers import Regularizer, zero_fraction
+from reglab.signals import Signals
+from reglab.train_sums import TrainSums
 
 log = logging.getLogger("reglab")
 
 
 class Interrupted(RuntimeError):
     """A signal stopped training; every member saved its checkpoint."""
-
-
-class TrainSums:
-    """Per-member training sums, kept on the device and read once an epoch or evaluation.
-
-    ``self.log`` or ``.item()`` every step would cost as much as a small net's step; these
-    are two in-place adds per step and no host synchronization.
-    """
-
-    FIELDS = ("loss", "wrong", "penalty", "count")  # loss and penalty summed times batch size
-
-    def __init__(self, members: int, device: torch.device) -> None:
-        self.epoch = torch.zeros(4, members, device=device, dtype=torch.float64)
-        self.since_eval = torch.zeros_like(self.epoch)
-
-    def add(self, data_loss, wrong, penalty, n: int) -> None:
-        extra = torch.zeros_like(data_loss) if penalty is None else penalty.detach()
-        step = torch.stack(
-            [data_loss.detach() * n, wrong.float(), extra * n, torch.full_like(data_loss, n)]
-        )
-        self.epoch.add_(step)
-        self.since_eval.add_(step)
-
-    def take(self, which: str, k: int) -> dict[str, float]:
-        """Member k's sums of ``which`` (epoch, since_eval), which then restart from 0."""
-        table = getattr(self, which)
-        values = dict(zip(self.FIELDS, table[:, k].tolist(), strict=True))
-        table[:, k] = 0
-        return values
-
-    def member(self, k: int) -> dict[str, torch.Tensor]:
-        return {"epoch": self.epoch[:, k].cpu(), "since_eval": self.since_eval[:, k].cpu()}
-
-    def load(self, k: int, state: dict[str, torch.Tensor]) -> None:
-        self.epoch[:, k] = state["epoch"].to(self.epoch)
-        self.since_eval[:, k] = state["since_eval"].to(self.since_eval)
-
-    def keep(self, idx: torch.Tensor) -> None:
-        self.epoch = self.epoch.index_select(1, idx)
-        self.since_eval = self.since_eval.index_select(1, idx)
-
-
-class Signals:
-    """SIGTERM (kill, SLURM), SIGINT (Ctrl-C) and SIGUSR2 (submitit's warning before a time
-    limit or pre-emption) stop training after the current step; a second Ctrl-C at once.
-    SIGUSR2's earlier handler (submitit's requeue) runs once the checkpoints are saved."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self.previous: dict[int, object] = {}
-
-    def __enter__(self) -> Signals:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-
-    def hand_over(self) -> None:
-        previous = self.previous.get(signal.SIGUSR2)
-        if self.received == signal.SIGUSR2 and callable(previous):
-            previous(signal.SIGUSR2, None)  # submitit: requeue this job, then exit
 
 
 class Stack:
