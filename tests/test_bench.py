@@ -1,70 +1,156 @@
-"""scripts/bench.py: its machinery on tiny sizes. No timing is asserted: speed targets live
-in the figures the benchmark prints, never in tests."""
+"""scripts/bench.py: its machinery on tiny sizes and its arithmetic. Nothing is timed here:
+speed targets live in the figures the benchmark prints, never in tests."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 
+import pytest
+import torch
 from conftest import ROOT
 
 BENCH = ROOT / "scripts" / "bench.py"
-KEYS = {
-    "small_reglab_over_bare",
-    "big_reglab_over_bare",
-    "dataloader_over_reglab",
-    "startup_s",
-    "small_bare_epoch_s",
-    "small_reglab_epoch_s",
-    "small_dataloader_epoch_s",
-    "big_bare_epoch_s",
-    "big_reglab_epoch_s",
-    "small_reglab_rss_mb",
-    "startup_rss_mb",
-    "sweep_s",
-    "load_start",
-    "load_end",
-}
 
 
 def _bench_module():
     spec = importlib.util.spec_from_file_location("reglab_bench", BENCH)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    spec.loader.exec_module(module)  # puts scripts/ on sys.path: bench_* import below
     return module
 
 
-def test_smoke_run_measures_every_path_and_ends_with_one_json_line(tmp_path, data_dir):
+bench = _bench_module()
+import bench_gpu  # noqa: E402
+import bench_sweeps  # noqa: E402
+
+
+def test_smoke_run_prints_one_row_per_arm_and_stack_and_ends_with_one_json_line(tmp_path, data_dir):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--smoke", "--in-process", "--json-out", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        [sys.executable, str(BENCH), "--smoke", "--in-process", "--only", "members", "fig9a",
+         "--json-out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures.keys() >= KEYS
     assert json.loads(out.read_text()) == figures
-    for key in KEYS - {"sweep_s", "load_start", "load_end"}:
+    # the table: (small, bn) × (bare, lightning, reglab K=1, K=2), then fig9a's one stack
+    rows = re.findall(r"^│ (\w+)\s+│ (\w+)\s+│ (\d+) │", result.stdout, re.M)
+    per_model = [("bare", "1"), ("lightning", "1"), ("reglab", "1"), ("reglab", "2")]
+    expected = [(m, a, k) for m in ("small", "bn") for a, k in per_model]
+    assert rows == [*expected, ("fig9a", "reglab", "3")]
+    for key in ("members_small_K2_over_bare", "members_bn_K2_over_bare",
+                "small_reglab_over_lightning", "bn_reglab_over_lightning",
+                "fig9a_step_ms", "fig9a_projected_h", "fig9a_eval_s"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0, key
-    assert figures["sweep_s"] is None and figures["smoke"] is True
-    assert figures["n_train_small"] == figures["n_train_big"] == 2000
-    assert "reglab-train start → first step" in result.stdout
+    assert figures["smoke"] is True and figures["fig9a_members"] == 3
+    # fig9a, shrunk: 784-32-32-32-10, dropout after each hidden ReLU, SGD with momentum
+    params = (784 * 32 + 32) + 2 * (32 * 32 + 32) + (32 * 10 + 10)
+    activations = 3 * (32 + 32 + 32) + 10  # fc, act, drop per hidden layer; the logits
+    expected_bytes = bench_gpu.step_bytes(params, 1, activations, 784, 100, 3)["total"]
+    assert figures["fig9a_reglab_K3_bytes"] == expected_bytes
 
 
-def test_a_sweep_whose_experiment_does_not_exist_is_skipped_with_a_reason(tmp_path):
-    bench = _bench_module()
-    args = bench.parse_args(["--sweep", "no_such_experiment"])
-    outcome = bench.measure_sweep(args.sweep, tmp_path, args, {})
-    assert "conf/experiment/no_such_experiment.yaml does not exist" in outcome["skipped"]
+def test_step_bytes_counts_weights_grads_state_and_activations():
+    parts = bench_gpu.step_bytes(
+        params=10, state_tensors=2, activations=5, inputs=3, batch=2, members=4
+    )
+    assert parts["weights"] == 4 * 4 * 10  # forward, backward, update read + write
+    assert parts["grads"] == 2 * 4 * 10  # written by backward, read by the update
+    assert parts["state"] == 2 * 2 * 4 * 10  # two state tensors, each read and written
+    assert parts["activations"] == 4 * 2 * (4 * 5 + 2 * 3)
+    assert parts["per_member"] == 160 + 80 + 160 + 208
+    assert parts["total"] == 4 * parts["per_member"]
 
 
-def test_smoke_settings_are_tiny_and_skip_the_sweep():
-    args = _bench_module().parse_args(["--smoke"])
-    assert (args.epochs, args.big_epochs, args.dl_epochs, args.warmup) == (1, 1, 1, 0)
-    assert args.small_subset == args.big_subset == 2000
-    assert args.sweep == "none" and args.threads == 1
+def test_fig9a_stack_moves_about_ten_and_a_half_gigabytes_a_step():
+    """30 members of 784-2048³-10 (10,020,874 parameters each), SGD with momentum."""
+    params = (784 * 2048 + 2048) + 2 * (2048 * 2048 + 2048) + (2048 * 10 + 10)
+    assert params == 10_020_874
+    parts = bench_gpu.step_bytes(params, 1, 3 * 3 * 2048 + 10, 784, 100, 30)
+    assert parts["weights"] + parts["grads"] + parts["state"] == 8 * 4 * params
+    assert parts["total"] == 30 * (8 * 4 * params + 4 * 100 * (4 * 18442 + 2 * 784))
+    assert 10.4e9 < parts["total"] < 10.6e9
+    floor = bench_gpu.floor(parts["total"], step_s=0.004, bandwidth=4.0e12)
+    assert floor["floor_s"] == pytest.approx(parts["total"] / 4.0e12)
+    assert floor["over_floor"] == pytest.approx(0.004 / floor["floor_s"])
+    assert bench_gpu.step_flops(params - 2048 * 3 - 10, 100, 30) == 6 * 100 * 30 * 10_014_720
+
+
+def test_projection_counts_steps_evaluations_and_checkpoints():
+    p = bench_gpu.project(0.002, 3.0, 5.0, updates=10**6, val_every=10**4, ckpt_every=10**4)
+    assert p["steps_s"] == pytest.approx(2000.0)
+    assert p["evals_s"] == pytest.approx(101 * 3.0)  # every 10^4 updates, and the final one
+    assert p["ckpts_s"] == pytest.approx(100 * 5.0)
+    assert p["total_h"] == pytest.approx((2000 + 303 + 500) / 3600)
+
+
+def test_fig9a_is_read_from_the_paper_scale_configs():
+    overrides, jobs = bench_gpu.fig9a_jobs()
+    assert overrides == ["experiment=dropout_rate_fixed_n", "scale=paper"]
+    assert len(jobs) == 30 and ["dropout.p_hidden=0.1", "seed=2"] in jobs
+    assert bench_gpu.fig9a_schedule() == {
+        "updates": 1_000_000,
+        "val_every": 10_000,
+        "ckpt_every": 10_000,
+    }
+
+
+def _summary(error):
+    return {"status": "completed", "metrics": {"test_error": error}}
+
+
+def test_sweep_agreement_allows_a_tenth_of_a_point_or_a_quarter_of_the_seed_sd():
+    joblib = {
+        "a=1,seed=0": _summary(2.0),
+        "a=1,seed=1": _summary(2.1),  # s.d. 0.07: 0.1 points allowed
+        "a=2,seed=0": _summary(10.0),
+        "a=2,seed=1": _summary(14.0),  # s.d. 2.83: 0.71 allowed
+        "a=3,seed=0": _summary(5.0),
+    }
+    stacked = {
+        "a=1,seed=0": _summary(2.05),
+        "a=1,seed=1": _summary(2.3),  # 0.2 off: disagrees
+        "a=2,seed=0": _summary(10.6),
+        "a=2,seed=1": _summary(14.0),
+        "a=3,seed=0": {"status": "diverged", "metrics": {}},
+    }
+    result = bench_sweeps.agreement(joblib, stacked)
+    assert (result["jobs"], result["agree"]) == (4, 3)
+    assert result["max_abs_diff"] == pytest.approx(0.6)
+    assert result["worst_job"] == "a=2,seed=0" and result["missing"] == ["a=3,seed=0"]
+    assert bench_sweeps.setting("corruption.q=0.2,arm=l2,seed=1") == "corruption.q=0.2,arm=l2"
+
+
+def test_sweep_commands_run_the_real_cli_with_each_launcher():
+    args = bench.parse_args(["--only", "sweeps", "--stacked-args", "launcher.n_procs=1"])
+    stacked = bench_sweeps.command("penalties", "stacked", args)
+    assert stacked[1:] == [
+        "-m", "reglab.train", "-m", "experiment=penalties", "scale=quick", "launcher=stacked",
+        "launcher.n_procs=1",
+    ]  # fmt: skip
+    joblib = bench_sweeps.command("penalties", "joblib", args)
+    assert "launcher=joblib" in joblib and "launcher.threads_per_job=1" in joblib
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+def test_device_cuda_without_cuda_fails_with_one_line():
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--device", "cuda", "--only", "members"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: --device cuda: no CUDA device")
+
+
+def test_smoke_settings_are_tiny_and_skip_the_sweeps():
+    args = bench.parse_args(["--smoke", "--only", "members", "sweeps"])
+    assert (args.steps, args.warmup, args.members, args.train_size) == (4, 1, [1, 2], 500)
+    assert args.only == ["members"] and args.threads == 1
+    assert bench.parse_args(["--device", "cuda"]).only == ["members", "fig9a"]

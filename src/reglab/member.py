@@ -69,6 +69,7 @@ class Member:
         self.loggers: list = []
         self.saved = checkpoint
         self.hydra_logs = False  # set by reglab.run when Hydra writes this job's train.log
+        self.input_spec: dict = {}  # what its inputs went through (reglab.load.input_spec)
         if checkpoint is not None:
             self.step = self.resumed_from_step = int(checkpoint["step"])
             self.rows = {int(row["step"]): row for row in checkpoint["history"]}
@@ -167,8 +168,12 @@ class Member:
         torch.save(payload, tmp)
         os.replace(tmp, path)
 
-    def finished(self, keep: bool) -> None:
-        """A completed run keeps its checkpoints only with ``checkpoint.keep``."""
+    def finished(self, state_dict: dict, keep: bool) -> None:
+        """A completed run keeps its final weights (``model.pt``, :func:`reglab.load_model`);
+        its checkpoints only with ``checkpoint.keep``."""
+        from reglab.load import MODEL_FILE, save_model
+
+        save_model(self.out_dir / MODEL_FILE, state_dict, self.input_spec, self.config)
         if not keep:
             shutil.rmtree(self.out_dir / CHECKPOINTS, ignore_errors=True)
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, open_dict
 from reglab import optim
 from reglab.data import DataError, TensorDataModule, sources
 from reglab.data.stack import StackData
+from reglab.load import input_spec
 from reglab.member import Job, Member, read_checkpoint, resolved
 from reglab.models.stack import MemberNet
 from reglab.regularizers import Regularizer
@@ -218,6 +219,7 @@ def _load_data(
             )
             prepared = prepared or dm.prepare(raw)
             loaded.append((i, m, dm.load(prepared)))
+            m.input_spec = input_spec(dm)
         except DataError as error:
             summaries[i] = _failed(m.job, str(error), record)
     for entry in loaded:

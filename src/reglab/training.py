@@ -383,7 +383,7 @@ class Stack:
                 m.note("run %s: %s", m.status, m.error)
             m.close_loggers(metrics)
             if m.status == "completed":
-                m.finished(self.s.checkpoint.keep)
+                m.finished(self.net.member_state_dict(k), self.s.checkpoint.keep)
         keep = [k for k in range(len(self.members)) if k not in ended]
         if not keep:
             self.members = []

@@ -57,6 +57,7 @@ class ShuffledPixels(Corruption):
     def apply(self, train, held_out, num_classes, gen):
         h, w = train.images.shape[-2:]
         perm = torch.randperm(h * w, generator=gen)
+        self.permutation = perm  # what a trained model's inputs need (reglab.load_model)
         shuffle = lambda s: Split(_permute_pixels(s.images, perm), s.labels)  # noqa: E731
         return shuffle(train), [shuffle(s) for s in held_out]
 
