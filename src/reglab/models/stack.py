@@ -89,8 +89,9 @@ class MemberLinear(nn.Module):
 
     def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
         weight, bias = _gather(self.weight, members), _gather(self.bias, members)
-        if weight.shape[0] == 1:
-            return F.linear(x[0], weight[0], bias[0]).unsqueeze(0)
+        # One kernel whatever K (also K = 1): a member's arithmetic is then the same alone
+        # and in any stack, bitwise on the CPU, which matters where training is chaotic
+        # (plain ℓ1's sign flips amplify a last-bit difference into another network).
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
