@@ -6,7 +6,7 @@ SCALE ?= quick
 LAUNCHER ?= joblib
 ARGS ?=
 
-.PHONY: install train test lint format sweep report bench tensorboard slurm-start slurm-stop clean
+.PHONY: install train test lint format sweep report bench gpu-bundle tensorboard slurm-start slurm-stop clean
 
 install:  ## make a venv and install reglab with its dev tools
 	python3 -m venv $(VENV)
@@ -33,8 +33,11 @@ sweep:  ## one paper experiment as a Hydra multirun: make sweep EXP=... SCALE=qu
 report:  ## the HTML report of the latest sweep of each experiment: reports/index.html
 	$(VENV)/bin/reglab-report --out reports $(ARGS)
 
-bench:  ## reglab vs a bare PyTorch loop vs the DataLoader path (scripts/bench.py)
+bench:  ## per-step cost of stacks vs a bare loop, Lightning, DataLoader; sweeps stacked vs joblib (scripts/bench.py; ARGS="--only sweeps", "--device cuda")
 	$(PY) scripts/bench.py $(ARGS)
+
+gpu-bundle:  ## wheels and gzipped MNIST for an offline GPU machine, into .whl/ (then: bash scripts/gpu_check.sh there)
+	PY=$(PY) bash scripts/build_gpu_bundle.sh
 
 tensorboard:  ## serve the TensorBoard logs of all runs
 	$(VENV)/bin/tensorboard --logdir $${REGLAB_LOG_DIR:-logs}

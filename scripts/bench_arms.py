@@ -1,0 +1,340 @@
+"""The bench's arms: one measurement each, in a fresh worker process (``bench.py --worker``).
+
+Every arm trains the same model on the same MNIST rows for ``warmup + steps`` optimizer
+steps and reports the wall and process-CPU time of the ``steps`` after the warm-up:
+
+* ``reglab``: the real path, :func:`reglab.run.run_stack` on K jobs that differ in their
+  seed (K = 1 is what ``reglab-train`` runs), the step clock wrapped around
+  ``reglab.training.Stack.train_step``; the run is stopped once the clock has stopped;
+* ``bare``: the floor, the solo model (reglab's builder, so the same init), optimizer and
+  batch size in a plain loop over a float32 copy of the training split, ``randperm``
+  indexing, forward / loss / backward / step and nothing else;
+* ``lightning``: Lightning's floor, the bare loop's model, optimizer and tensors in a
+  minimal LightningModule under a Trainer with no logger, checkpoint or validation;
+* ``dataloader``: what templates do, torchvision's ``MNIST`` with ``ToTensor`` and
+  ``Normalize`` through a ``DataLoader`` into the minimal LightningModule.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the templates' normalisation constants
+
+
+def compose(overrides: list[str], out_dir: Path | None = None):
+    """The config ``reglab-train`` would run with; CSV/TensorBoard loggers into ``out_dir``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides)
+    for logger in (cfg.get("logger") or {}).values():  # ${hydra:runtime.output_dir} otherwise
+        if "save_dir" in logger:
+            logger.save_dir = str(out_dir)
+    return cfg
+
+
+def sync_for(device: str):
+    import torch
+
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
+class Clock:
+    """Wall and process-CPU seconds between ``start()`` and ``stop()``, device synced."""
+
+    def __init__(self, device: str) -> None:
+        self.sync = sync_for(device)
+        self.calls = 0
+        self.wall = self.cpu = None
+
+    def start(self) -> None:
+        self.sync()
+        self._t, self._c = time.perf_counter(), time.process_time()
+
+    def stop(self) -> None:
+        self.sync()
+        self.wall, self.cpu = time.perf_counter() - self._t, time.process_time() - self._c
+
+    def row(self, spec: dict, **extra: Any) -> dict:
+        if self.wall is None:
+            raise RuntimeError(f"{spec['arm']}/{spec['model']}: training ended before the clock")
+        steps = spec["steps"]
+        return {"step_s": self.wall / steps, "cpu_s": self.cpu / steps, "steps": steps, **extra}
+
+
+def solo_data(cfg):
+    """A solo run's data module, loaded (hold-out, subset, corruption, normalisation)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.data, corruption=instantiate(cfg.corruption), seed=cfg.seed).load()
+
+
+def solo_model(cfg, dm):
+    from reglab.run import _solo_model  # the member's init stream: the same weights
+
+    return _solo_model(cfg, dm)
+
+
+class FloorBatches:
+    """The floors' batches: the training split as normalised float32 once, then one
+    permutation per epoch and one gather per step (what a careful plain loop does)."""
+
+    def __init__(self, dm, batch_size: int, device) -> None:
+        train = dm.splits["train"]
+        self.x = dm.to_input(train.images.to(device))
+        self.y = train.labels.to(device)
+        self.batch_size, self.device = batch_size, device
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        perm = torch.randperm(len(self.y), device=self.device)
+        for i in range(0, len(self.y), self.batch_size):
+            idx = perm[i : i + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+def arm_bare(spec: dict, out: Path) -> list[dict]:
+    import torch
+    import torch.nn.functional as F
+    from hydra.utils import instantiate
+
+    cfg = compose(spec["overrides"], out)
+    torch.set_num_threads(spec["threads"])
+    # importing Lightning (reglab.data does) sets this: one NVML query per optimizer step
+    os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+    device = torch.device(spec["device"])
+    dm = solo_data(cfg)
+    batches = FloorBatches(dm, cfg.data.batch_size, device)
+    model = solo_model(cfg, dm).to(device).train()
+    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    clock, total = Clock(spec["device"]), spec["warmup"] + spec["steps"]
+    while clock.calls < total:
+        for x, y in batches:
+            if clock.calls == spec["warmup"]:
+                clock.start()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            clock.calls += 1
+            if clock.calls == total:
+                clock.stop()
+                break
+    return [clock.row(spec, members=1)]
+
+
+def _minimal_module(cfg, dm):
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+    from hydra.utils import instantiate
+
+    class Minimal(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = solo_model(cfg, dm)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.model(x), y)
+
+        def configure_optimizers(self):
+            return instantiate(cfg.optimizer)(params=self.model.parameters())
+
+    return Minimal()
+
+
+def _lightning_fit(spec: dict, cfg, dm, loader, out: Path) -> list[dict]:
+    """The minimal module under a bare Trainer; the clock in two cheap per-batch hooks."""
+    import pytorch_lightning as pl
+
+    clock, warmup, total = Clock(spec["device"]), spec["warmup"], spec["warmup"] + spec["steps"]
+
+    class StepClock(pl.Callback):
+        def on_train_batch_start(self, trainer, *args) -> None:
+            if trainer.global_step == warmup:
+                clock.start()
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.global_step == total:
+                clock.stop()
+
+    trainer = pl.Trainer(
+        accelerator="gpu" if spec["device"].startswith("cuda") else "cpu",
+        devices=1,
+        max_steps=total,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[StepClock()],
+        default_root_dir=str(out),
+    )
+    trainer.fit(_minimal_module(cfg, dm), train_dataloaders=loader)
+    return [clock.row(spec, members=1)]
+
+
+def arm_lightning(spec: dict, out: Path) -> list[dict]:
+    import torch
+
+    cfg = compose(spec["overrides"], out)
+    torch.set_num_threads(spec["threads"])
+    dm = solo_data(cfg)
+    batches = FloorBatches(dm, cfg.data.batch_size, torch.device(spec["device"]))
+    return _lightning_fit(spec, cfg, dm, batches, out)
+
+
+def arm_dataloader(spec: dict, out: Path) -> list[dict]:
+    import torch
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    cfg = compose(spec["overrides"], out)
+    torch.set_num_threads(spec["threads"])
+    dm = solo_data(cfg)  # the very rows reglab trains on (rows < 60000: the training files)
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+    )
+    mnist = datasets.MNIST(cfg.data.root, train=True, download=False, transform=transform)
+    workers = spec.get("dl_workers", 0)
+    loader = DataLoader(
+        Subset(mnist, dm.splits["train"].rows.tolist()),
+        batch_size=cfg.data.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    return _lightning_fit(spec, cfg, dm, loader, out)
+
+
+class _Measured(Exception):
+    """Raised from the timed step once the clock stopped: the run ends there."""
+
+
+def member_configs(spec: dict, k: int, out: Path) -> list:
+    """K configs: ``spec["jobs"]`` (overrides per member, e.g. Fig. 9a's grid) or seeds 0..K-1."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    cfg = compose(spec["overrides"], out)
+    cfgs = []
+    for i in range(k):
+        member = copy.deepcopy(cfg)
+        points = spec["jobs"][i] if spec.get("jobs") else [f"seed={i}"]
+        for point in points:
+            key, value = point.split("=", 1)
+            OmegaConf.update(member, key, OmegaConf.create(f"v: {value}").v, merge=False)
+        cfgs.append(member)
+    return cfgs
+
+
+def arm_reglab(spec: dict, out: Path) -> list[dict]:
+    """``run_stack`` on K jobs for each K in ``spec["members"]``, in this one process."""
+    import bench_gpu
+    import torch
+
+    from reglab.member import Job
+    from reglab.run import run_stack
+    from reglab.training import Stack
+
+    original = Stack.train_step
+    cuda = spec["device"].startswith("cuda")
+    bandwidth = bench_gpu.measure_bandwidth(spec["device"]) if cuda else None
+    rows = []
+    for k in spec["members"]:
+        clock, warmup, total = Clock(spec["device"]), spec["warmup"], spec["warmup"] + spec["steps"]
+        found: dict[str, Any] = {}
+
+        def timed(self, *args, clock=clock, warmup=warmup, total=total, found=found, **kwargs):
+            if clock.calls == warmup:
+                clock.start()
+            loss = original(self, *args, **kwargs)
+            clock.calls += 1
+            if clock.calls == total:
+                clock.stop()
+                extras = spec.get("extras", False)
+                found.update(bench_gpu.describe_stack(self, self.data.batch_size, extras))
+                raise _Measured
+            return loss
+
+        jobs = [Job(c, out / f"K{k}" / f"m{i}") for i, c in enumerate(member_configs(spec, k, out))]
+        Stack.train_step = timed
+        try:
+            run_stack(jobs)
+        except _Measured:
+            pass
+        finally:
+            Stack.train_step = original
+        row = clock.row(spec, members=k, **found)
+        if cuda:
+            row |= bench_gpu.floor(row["bytes"]["total"], row["step_s"], bandwidth)
+            torch.cuda.empty_cache()
+        rows.append(row)
+    return rows
+
+
+ARMS = {
+    "reglab": arm_reglab,
+    "bare": arm_bare,
+    "lightning": arm_lightning,
+    "dataloader": arm_dataloader,
+}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (VmHWM: not inherited across fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(spec: dict) -> dict:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = ARMS[spec["arm"]](spec, Path(spec["out"]))
+    return {"arm": spec["arm"], "model": spec["model"], "rows": rows, "peak_rss_mb": peak_rss_mb()}
+
+
+# The startup probe: exactly the ``reglab-train`` console script (``reglab.train:main``),
+# with a mark printed when imports are done, when the data is loaded and at the first
+# training step, where it exits.
+STARTUP_PROBE = """
+import os, sys, time
+print("BENCH_MARK python", time.time(), flush=True)
+import reglab.run, reglab.training
+def first_step(self, *args, **kwargs):
+    print("BENCH_MARK first_step", time.time(), flush=True)
+    status = open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""
+    hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+    print("BENCH_MARK peak_rss_mb", int(hwm[0]) / 1024 if hwm else "nan", flush=True)
+    os._exit(0)  # the start is measured; the rest of the run is not needed
+reglab.training.Stack.train_step = first_step
+load_data = reglab.run._load_data
+def timed_load_data(*args, **kwargs):
+    print("BENCH_MARK build_data", time.time(), flush=True)
+    return load_data(*args, **kwargs)
+reglab.run._load_data = timed_load_data
+import reglab.train
+print("BENCH_MARK imported", time.time(), flush=True)
+sys.argv = ["reglab-train", *sys.argv[1:]]
+reglab.train.main()
+"""

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# reglab's GPU check: one command, run from the repository root on a GPU machine with no
+# network, in at most 6 minutes on one H200. Needs the bundle of `make gpu-bundle` in .whl/
+# and a python3 with torch (CUDA), torchvision, pytorch-lightning, pandas, matplotlib, rich.
+#   bash scripts/gpu_check.sh          # figures into $OUT (default ./gpu_out)
+# 1. a venv (--system-site-packages) with .whl/*.whl installed (--no-index --no-deps); the
+#    working tree's src/ comes first on PYTHONPATH (reglab finds conf/ beside src/);
+#    versions printed; within 30 s, one line and exit 1 if reglab, hydra, omegaconf or
+#    CUDA is missing;
+# 2. MNIST gunzipped from .whl/MNIST/raw into a temporary REGLAB_DATA_DIR;
+# 3. (a) the tests that use CUDA, and bench.py's arithmetic tests;
+#    (b) scripts/bench.py --device cuda --only members fig9a: per-member step cost of stacks,
+#        bytes per step against the floor at the measured bandwidth, the Fig. 9a stack;
+#    (c) a paper-scale slice of Fig. 9a through the CLI: all 30 members, launcher=stacked,
+#        trainer=gpu, trainer.max_steps=$FIG9A_STEPS (2000), and the projected time of 10^6.
+# Each part has its own time limit (all together within BUDGET_S = 360 s) and writes its
+# JSON into $OUT when it ends: versions.json, bench_cuda.json (also as it goes),
+# fig9a_slice.json, gpu_check.json (every part's exit status and seconds); logs beside them.
+# PYTHON picks the interpreter (default python3), FIG9A_STEPS the slice's updates.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-$ROOT/gpu_out}
+PYTHON=${PYTHON:-python3}
+FIG9A_STEPS=${FIG9A_STEPS:-2000}
+BUDGET_S=${BUDGET_S:-360}
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/reglab-gpu.XXXXXX")
+VENV=$WORK/venv
+PY=$VENV/bin/python
+T0=$(date +%s)
+PARTS=()
+
+now() { echo $(($(date +%s) - T0)); }
+say() { echo "gpu_check [$(now) s] $*"; }
+fail() { echo "gpu_check: FAILED after $(now) s: $*" >&2; exit 1; }
+limit() { # seconds a part may take: its own cap ($1), keeping $2 s of the budget for later
+    local left=$((BUDGET_S - $(now) - ${2:-0}))
+    ((left < $1)) && echo $((left > 10 ? left : 10)) || echo "$1"
+}
+part() { # name, exit status, seconds → gpu_check.json, rewritten after every part
+    PARTS+=("\"$1\": {\"rc\": $2, \"seconds\": $3}")
+    (IFS=,; echo "{${PARTS[*]}, \"total_s\": $(now)}") >"$OUT/gpu_check.json"
+}
+
+# 1. the environment -----------------------------------------------------------------------
+compgen -G ".whl/*.whl" >/dev/null || fail "no wheels in .whl/ (make gpu-bundle; carry .whl)"
+"$PYTHON" -m venv --without-pip --system-site-packages "$VENV" >"$WORK/venv.log" 2>&1 \
+    || fail "$PYTHON -m venv: $(tail -n 1 "$WORK/venv.log")"
+# a venv made from a venv sees the base interpreter's packages, not that venv's: add them
+"$PYTHON" -c 'import site, sys
+if sys.prefix != sys.base_prefix: print("\n".join(site.getsitepackages()))' \
+    >"$("$PY" -c 'import site; print(site.getsitepackages()[0])')/outer-venv.pth"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check \
+    .whl/*.whl >"$WORK/pip.log" 2>&1 || fail "pip install .whl/*.whl: $(tail -n 1 "$WORK/pip.log")"
+export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}  # this tree's reglab, conf/ beside it
+export PYTHONUNBUFFERED=1 WANDB_MODE=offline HYDRA_FULL_ERROR=1
+"$PY" - >"$OUT/versions.json" 2>"$WORK/check.log" <<'PYTHON'
+import importlib, json, sys
+found, missing, problem = {"python": sys.version.split()[0]}, [], None
+for name in ("torch", "torchvision", "pytorch_lightning", "hydra", "omegaconf", "submitit",
+             "joblib", "reglab"):
+    try:
+        module = importlib.import_module(name)
+        found[name] = getattr(module, "__version__", None) or module.__file__
+    except Exception as error:
+        missing.append(f"{name} ({type(error).__name__}: {error})")
+if missing:
+    problem = "cannot import " + "; ".join(missing)
+else:
+    import torch
+    if torch.cuda.is_available():
+        found["gpu"] = torch.cuda.get_device_name(0)
+    else:
+        problem = (f"no CUDA device: torch {torch.__version__} (CUDA {torch.version.cuda}) "
+                   "says torch.cuda.is_available() is False")
+print(json.dumps(found))
+print("versions: " + ", ".join(f"{k} {v}" for k, v in found.items()), file=sys.stderr)
+sys.exit(problem)
+PYTHON
+rc=$?
+say "$(grep '^versions' "$WORK/check.log")"
+((rc == 0)) || fail "$(tail -n 1 "$WORK/check.log")"
+part setup 0 "$(now)"
+
+# 2. MNIST ---------------------------------------------------------------------------------
+if compgen -G ".whl/MNIST/raw/*.gz" >/dev/null; then
+    mkdir -p "$WORK/data/MNIST/raw"
+    for gz in .whl/MNIST/raw/*.gz; do
+        gunzip -c "$gz" >"$WORK/data/MNIST/raw/$(basename "$gz" .gz)" || fail "gunzip $gz"
+    done
+    export REGLAB_DATA_DIR=$WORK/data
+fi
+[[ -f "${REGLAB_DATA_DIR:-/nonexistent}/MNIST/raw/train-images-idx3-ubyte" ]] \
+    || fail "no MNIST: neither .whl/MNIST/raw/*.gz nor \$REGLAB_DATA_DIR/MNIST/raw"
+say "MNIST in $REGLAB_DATA_DIR"
+
+# 3a. tests ----------------------------------------------------------------------------------
+start=$(now)
+timeout "$(limit 45 280)" "$PY" -m pytest -q -p no:cacheprovider \
+    "tests/test_member_layers.py::test_masks_are_identical_on_cpu_and_cuda" \
+    tests/test_bench.py -k "not smoke" >"$OUT/tests.log" 2>&1
+rc=$?
+tail -n 3 "$OUT/tests.log"
+part tests "$rc" $(($(now) - start))
+
+# 3b. the benchmark on the GPU ---------------------------------------------------------------
+start=$(now)
+say "bench.py --device cuda --only members fig9a"
+timeout "$(limit 170 100)" "$PY" scripts/bench.py --device cuda --only members fig9a \
+    --console file --json-out "$OUT/bench_cuda.json" >"$OUT/bench_cuda.log" 2>&1
+rc=$?
+grep -v '^{' "$OUT/bench_cuda.log" | tail -n 45
+part bench "$rc" $(($(now) - start))
+
+# 3c. a paper-scale slice of Fig. 9a through the CLI -----------------------------------------
+start=$(now)
+say "Fig. 9a slice: 30 members, trainer.max_steps=$FIG9A_STEPS"
+t=$(date +%s.%N)
+REGLAB_LOG_DIR=$WORK/logs timeout "$(limit 150 5)" "$PY" -m reglab.train -m \
+    experiment=dropout_rate_fixed_n scale=paper launcher=stacked trainer=gpu \
+    "trainer.max_steps=$FIG9A_STEPS" >"$OUT/fig9a_slice.log" 2>&1
+rc=$?
+wall=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+tail -n 4 "$OUT/fig9a_slice.log"
+"$PY" scripts/bench_gpu.py "$WORK/logs" "$OUT" "$FIG9A_STEPS" "$wall" "$rc"
+part fig9a_slice "$rc" $(($(now) - start))
+say "done; figures in $OUT"
