@@ -79,11 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stacked-args",
         nargs="*",
         default=["launcher.n_procs=1", f"launcher.threads_per_proc={cores}"],
+        help="the stacked sweeps' launcher settings (launcher.max_members=auto: "
+        "⌈jobs / n_procs⌉, a stack for every process)",
     )
     p.add_argument(
         "--joblib-args",
         nargs="*",
         default=[f"launcher.n_jobs={cores}", "launcher.threads_per_job=1"],
+        help="the joblib sweeps' launcher settings",
     )
     p.add_argument("--sweep-args", nargs="*", default=[], help="extra overrides, both launchers")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the machinery only")
@@ -310,7 +313,7 @@ def figures_of(rows: list[dict], context: dict) -> dict[str, Any]:
     sweeps = context.get("sweeps")
     if sweeps:
         figures |= {f"sweeps_{k}": v for k, v in sweeps["all"].items()}
-        keys = ("joblib_s", "stacked_s", "speedup", "max_abs_diff", "agree", "jobs")
+        keys = ("joblib_s", "stacked_s", "speedup", "max_abs_diff", "agree", "jobs", "worst_job")
         for exp, r in sweeps["experiments"].items():
             figures |= {f"sweep_{exp}_{k}": r[k] for k in keys}
     return figures

@@ -27,6 +27,7 @@ def step_table(rows: list[dict], cuda: bool):
 
     table = Table(title="time per optimizer step (warm-up left out); ÷ bare: per member")
     cols = ["model", "arm", "K", "steps", "ms/step", "ms/member", "÷ bare", "CPU ÷ bare", "RSS MB"]
+    cols.append("load")
     if cuda:
         cols += ["MB/step", "floor ms", "÷ floor", "TFLOP/s"]
     for col in cols:
@@ -45,6 +46,7 @@ def step_table(rows: list[dict], cuda: bool):
             fmt(per / b["step_s"]) if b else "—",
             fmt(r["cpu_s"] / k / b["cpu_s"]) if b and b["cpu_s"] else "—",
             fmt(r.get("peak_rss_mb"), 0),
+            fmt(r.get("load_before"), 2),
         ]
         if cuda:
             tflops = r["flops"] / r["step_s"] / 1e12 if r.get("flops") else None
@@ -62,8 +64,9 @@ def sweeps_table(sweeps: dict, args):
     from rich.table import Table
 
     table = Table(
-        title=f"quick sweeps, real CLI: joblib ({' '.join(args.joblib_args)}) vs stacked "
-        f"({' '.join(args.stacked_args)}); agree: |Δ test error| ≤ max(0.1, s.d./4)"
+        title="quick sweeps through the real CLI, launcher=joblib vs launcher=stacked",
+        caption=f"joblib: {' '.join(args.joblib_args)}; stacked: {' '.join(args.stacked_args)}; "
+        "agree: |Δ test error| ≤ max(0.1, s.d. of the setting's seeds / 4)",
     )
     for col in ("experiment", "jobs", "joblib s", "stacked s", "× faster", "max |Δ|", "agree"):
         table.add_column(col, justify="left" if col == "experiment" else "right")

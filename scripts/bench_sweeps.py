@@ -24,8 +24,14 @@ TOLERANCE = 0.1  # test-error points
 _ITEM = re.compile(r",(?=[\w.]+=)")  # a folder name's separators (not commas inside values)
 
 
-def command(exp: str, arm: str, args) -> list[str]:
-    launch = args.stacked_args if arm == "stacked" else args.joblib_args
+def command(exp: str, arm: str, args, jobs: int | None = None) -> list[str]:
+    """The CLI's sweep; ``launcher.max_members=auto`` in the stacked arm's arguments becomes
+    ⌈jobs / launcher.n_procs⌉, so that every process gets a stack (``jobs``: the sweep's size)."""
+    launch = list(args.stacked_args if arm == "stacked" else args.joblib_args)
+    if "launcher.max_members=auto" in launch:
+        procs = [int(a.split("=", 1)[1]) for a in launch if a.startswith("launcher.n_procs=")]
+        members = -(-jobs // (procs or [1])[-1]) if jobs else 64
+        launch[launch.index("launcher.max_members=auto")] = f"launcher.max_members={members}"
     return [
         sys.executable, "-m", "reglab.train", "-m", f"experiment={exp}", "scale=quick",
         f"launcher={arm}", *launch, *args.sweep_args,
@@ -88,7 +94,7 @@ def measure_sweeps(work: Path, args, env: dict, spawn) -> dict:
             out = work / exp / arm
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir(parents=True)
-            cmd = command(exp, arm, args)
+            cmd = command(exp, arm, args, row.get("joblib_jobs"))
             print(f"… sweep {exp} / {arm}: {' '.join(cmd[2:])}", flush=True)
             started = time.perf_counter()
             spawn(cmd, out / "sweep.log", env | {"REGLAB_LOG_DIR": str(out)})

@@ -135,6 +135,11 @@ def test_sweep_commands_run_the_real_cli_with_each_launcher():
     ]  # fmt: skip
     joblib = bench_sweeps.command("penalties", "joblib", args)
     assert "launcher=joblib" in joblib and "launcher.threads_per_job=1" in joblib
+    auto = ["launcher.n_procs=2", "launcher.threads_per_proc=1", "launcher.max_members=auto"]
+    args = bench.parse_args(["--only", "sweeps", "--stacked-args", *auto])
+    assert bench_sweeps.command("label_corruption", "stacked", args, jobs=36)[-3:] == [
+        "launcher.n_procs=2", "launcher.threads_per_proc=1", "launcher.max_members=18",
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
