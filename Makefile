@@ -6,17 +6,21 @@ SCALE ?= quick
 LAUNCHER ?= joblib
 ARGS ?=
 
-.PHONY: install train test lint format sweep report bench gpu-bundle tensorboard slurm-start slurm-stop clean
+.PHONY: install system-deps train test lint format sweep report bench gpu-bundle tensorboard slurm-start slurm-stop clean
 
 install:  ## make a venv and install reglab with its dev tools
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[dev]'
 
+system-deps:  ## (root) the system packages the tests use: SLURM, munge, Chromium (apt-get)
+	bash scripts/system_deps.sh
+
 train:  ## the default run: an MLP on MNIST (override anything with ARGS="key=value ...")
 	$(VENV)/bin/reglab-train $(ARGS)
 
-test:  ## the test suite (REGLAB_DATA_DIR points at MNIST; CI sets it to ../shared/data)
+test:  ## the test suite; as root, first installs the system packages it uses (system-deps)
+	@bash scripts/system_deps.sh --if-root
 	$(PY) -m pytest -q $(ARGS)
 
 lint:

@@ -10,7 +10,8 @@ Parts (``--only``; each arm runs in its own process, see ``bench_arms.py``):
   loop and, at K = 1, the minimal Lightning loop (Lightning's floor);
 * ``big``: Srivastava's 784-2048-2048-2048-10 dropout net, reglab (K = 1) against bare;
 * ``dataloader``: (a) through torchvision's ``MNIST`` + transforms + ``DataLoader``;
-* ``startup``: ``reglab-train`` from process start to its first training step;
+* ``startup``: ``reglab-train`` from process start to its first training step, beside
+  ``import pytorch_lightning``; ``--help``, refused inputs and ``--cfg job`` (``bench_startup.py``);
 * ``fig9a``: the paper-scale Fig. 9a sweep as one stack (30 members of 784-2048³-10),
   its bytes per step against the floor they imply at the measured bandwidth, one
   evaluation and checkpoint of all members, and the projected time of 10⁶ updates;
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_arms
 import bench_gpu
 import bench_report
+import bench_startup
 import bench_sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,9 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--stacked-args",
         nargs="*",
-        default=["launcher.n_procs=1", f"launcher.threads_per_proc={cores}"],
-        help="the stacked sweeps' launcher settings (launcher.max_members=auto: "
-        "⌈jobs / n_procs⌉, a stack for every process)",
+        default=[],
+        help="the stacked sweeps' launcher settings (default: the launcher's own, a stack "
+        "per core with one thread each; launcher.max_members=auto: ⌈jobs / n_procs⌉)",
     )
     p.add_argument(
         "--joblib-args",
@@ -350,7 +352,12 @@ def main(argv: list[str] | None = None) -> dict:
         if "startup" in args.only:
             print(f"… reglab-train start → first step (load {_load()})", flush=True)
             probe = [f"threads={args.threads}", *args.overrides]
+            cpu = bench_startup.children_cpu()
             context["startup"] = measure_startup(probe, work / "startup", args, env)
+            context["startup"]["cpu_s"] = bench_startup.children_cpu() - cpu
+            repeat = 1 if args.smoke else 3
+            context["startup"] |= bench_startup.measure_cli(work / "cli", env, repeat)
+            bench_startup.print_startup(context["startup"])
         if "sweeps" in args.only:
             run = lambda cmd, log, env: spawn(cmd, log, "file", env, args.timeout, check=False)  # noqa: E731
             context["sweeps"] = bench_sweeps.measure_sweeps(work / "sweeps", args, env, run)

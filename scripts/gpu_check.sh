@@ -4,7 +4,7 @@
 # and a python3 with torch (CUDA), torchvision, pytorch-lightning, pandas, matplotlib, rich.
 #   bash scripts/gpu_check.sh          # figures into $OUT (default ./gpu_out)
 # 1. a venv (--system-site-packages) with .whl/*.whl installed (--no-index --no-deps); the
-#    working tree's src/ comes first on PYTHONPATH (reglab finds conf/ beside src/);
+#    working tree's src/ comes first on PYTHONPATH (reglab reads conf/ through src/reglab/conf);
 #    versions printed; within 30 s, one line and exit 1 if reglab, hydra, omegaconf or
 #    CUDA is missing;
 # 2. MNIST gunzipped from .whl/MNIST/raw into a temporary REGLAB_DATA_DIR;
@@ -57,7 +57,7 @@ if sys.prefix != sys.base_prefix: print("\n".join(site.getsitepackages()))' \
     >"$("$PY" -c 'import site; print(site.getsitepackages()[0])')/outer-venv.pth"
 "$PY" -m pip install -q --no-index --no-deps --no-compile --disable-pip-version-check \
     .whl/*.whl >"$WORK/pip.log" 2>&1 || fail "pip install .whl/*.whl: $(tail -n 1 "$WORK/pip.log")"
-export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}  # this tree's reglab, conf/ beside it
+export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}  # this tree's reglab and conf/ (a link)
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline HYDRA_FULL_ERROR=1
 "$PY" - >"$OUT/versions.json" 2>"$WORK/check.log" <<'PYTHON'
 import importlib, importlib.metadata as meta, json, sys

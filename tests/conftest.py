@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -23,6 +25,7 @@ ISSUE_EXPERIMENTS = {
     "label_corruption",
     "batchnorm",
     "penalties",
+    "regularizer_comparison",
 }
 # Absolute, because the CLI tests run in temporary folders: a relative REGLAB_DATA_DIR
 # (the README's ../shared/data) would point somewhere else there.
@@ -31,6 +34,32 @@ DATA_DIR = Path(os.environ.get("REGLAB_DATA_DIR", ROOT.parent / "shared" / "data
 os.environ["REGLAB_DATA_DIR"] = str(DATA_DIR)
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
+
+
+#: The one command that installs what the SLURM and browser test groups need (and, for a
+#: user who is not root, starts the one-node cluster the SLURM tests submit to).
+SYSTEM_DEPS = "sudo make system-deps"
+
+
+def system_package_missing(what: str, skip_var: str, command: str = SYSTEM_DEPS) -> NoReturn:
+    """Skip a test group whose system package is missing, naming the command that enables
+    it; as root (CI, and `make test`, which installs them first) FAIL instead."""
+    if os.environ.get(skip_var) == "1":
+        pytest.skip(f"{skip_var}=1 ({what} is missing)")
+    if os.geteuid() != 0:
+        pytest.skip(f"{what} is missing: `{command}` enables these tests")
+    pytest.fail(f"{what} is missing: run `make system-deps` (`make test` runs it as root)")
+
+
+#: Where Debian's ``chromium`` package puts the browser, if it is not on PATH.
+CHROMIUM_PATHS = ("/usr/bin/chromium",)
+
+
+def require_chromium() -> str:
+    """Headless Chromium's path (REGLAB_CHROMIUM, else `chromium` on PATH)."""
+    candidates = [os.environ.get("REGLAB_CHROMIUM"), shutil.which("chromium"), *CHROMIUM_PATHS]
+    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    return found or system_package_missing("headless Chromium", "REGLAB_SKIP_BROWSER")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from reglab.report import published as pub
+from reglab.rerun import HOW_KEYS
 
 Job = dict[str, Any]
 
@@ -25,8 +26,9 @@ Job = dict[str, Any]
 
 
 def job_dirname(overrides: list[str]) -> str:
-    """Hydra's override_dirname: sorted ``k=v`` joined by ',', plumbing keys left out."""
-    kept = [o for o in overrides if o.split("=", 1)[0] not in {"name", "experiment", "scale"}]
+    """Hydra's override_dirname: sorted ``k=v`` joined by ',', result-neutral keys
+    (:data:`reglab.rerun.HOW_KEYS`, conf/config.yaml's exclude_keys) left out."""
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in HOW_KEYS]
     return ",".join(sorted(kept))
 
 
@@ -90,7 +92,14 @@ def make_sweep(
 
 
 def _mnist(train_size: int | None = None) -> dict[str, Any]:
-    return {"name": "mnist", "val_size": 10000, "train_size": train_size}
+    return {
+        "name": "mnist",
+        "val_size": 10000,
+        "train_size": train_size,
+        "normalize": "standardize",
+        "crop": None,
+        "binarize": False,
+    }
 
 
 def _dropout(p: float) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 A test module gets the ``slurm_cluster`` fixture by importing
 ``slurm_cluster_fixture`` from here (the fixture is registered under its
-``name``); the module also moves into a conftest as is. The cluster is started
-only if it is not already up and stopped at the end of the session only if this
-fixture started it. A cluster that cannot start FAILS the test with the
-script's output and log tails; set ``REGLAB_SKIP_SLURM=1`` to skip instead
-(e.g. on a machine without root/apt).
+``name``). The cluster is started only if it is not already up and stopped at
+the end of the session only if this fixture started it. Starting it needs
+root: for anyone else the SLURM tests are skipped with the command that
+enables them (``sudo make system-deps slurm-start``) as the reason. As root
+(CI) a cluster that cannot start FAILS the test with the script's output and
+log tails. ``REGLAB_SKIP_SLURM=1`` skips them explicitly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import SYSTEM_DEPS, system_package_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
@@ -57,10 +59,9 @@ def ensure_slurm_cluster(timeout: float = 600) -> SlurmCluster:
         pytest.skip("REGLAB_SKIP_SLURM=1: the local SLURM cluster tests are switched off")
     started_here = False
     if _script("status", timeout=60).returncode != 0:
-        if os.geteuid() != 0:
-            pytest.fail(
-                f"the local SLURM cluster is not running and starting it needs root: "
-                f"run `sudo {SCRIPT} start` first (or set REGLAB_SKIP_SLURM=1 to skip)"
+        if os.geteuid() != 0:  # installing SLURM and starting its daemons need root
+            system_package_missing(
+                "a running local SLURM cluster", "REGLAB_SKIP_SLURM", f"{SYSTEM_DEPS} slurm-start"
             )
         # The first start may apt-get install slurm+munge, hence the generous timeout.
         res = _script("start", timeout=timeout)

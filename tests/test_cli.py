@@ -116,7 +116,7 @@ BAD = [
     ("model.hidden=[]", "model.hidden=[]: must be a non-empty list of positive integers"),
     ("data.name=svhn", "data.name='svhn': must be one of mnist"),
     ("corruption=partial_labels corruption.q=1.2", "corruption.q=1.2: must be a probability"),
-    ("+model.depth=3", "model.depth: unknown key; allowed keys are"),
+    ("+model.depth=3", "model.depth=3: unknown key; allowed keys are hidden, activation"),
     ("data.batch_size=0", "data.batch_size=0: must be an integer > 0"),
     ("data.train_size=0", "data.train_size=0: must be null or an integer > 0"),
     ("data.crop=0", "data.crop=0: must be null or an integer > 0"),
@@ -154,7 +154,7 @@ def test_bad_config_leaves_no_run_directory(tmp_path, overrides):
     ("overrides", "message"),
     [
         ("trainer.devices=2", "trainer.devices=2: must be 1"),
-        ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val: not read by reglab"),
+        ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val=1.0: not read by reglab"),
         ("trainer.precision=16-mixed", "trainer.precision=16-mixed: must be one of"),
     ],
 )

@@ -21,6 +21,10 @@ def test_a_job_completed_by_the_lightning_era_reglab_is_skipped(tmp_path):
         "data=digits",
         "model.hidden=[16]",
         "trainer.max_steps=10",
+        # Its evaluation cadence, then the default (issue 13 moved the default to every 500
+        # updates: a job of the old default cadence is rerun, as its history would differ).
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.val_check_interval=null",
         "trainer.enable_progress_bar=false",
         f"hydra.run.dir={job}",
         cwd=tmp_path,

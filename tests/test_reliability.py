@@ -84,7 +84,7 @@ def test_signal_saves_a_checkpoint_and_rerun_resumes_to_the_same_result(
 
 def test_kill_9_loses_only_the_work_since_the_last_checkpoint(tmp_path, data_dir, uninterrupted):
     run_dir = tmp_path / "run"
-    proc = _start(run_dir)  # checkpoints at epoch ends
+    proc = _start(run_dir, "checkpoint.every_n_steps=25")  # at epoch ends (result-neutral)
     _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     time.sleep(0.3)
     proc.kill()
@@ -103,7 +103,7 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, data_dir):
     """kill -9 leaves last.ckpt and no summary; the checkpoint's own record of its config
     tells a rerun with another lr not to resume it (the optimizer state holds the old lr)."""
     run_dir = tmp_path / "run"
-    proc = _start(run_dir)
+    proc = _start(run_dir, "checkpoint.every_n_steps=25")
     _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     proc.kill()
     proc.wait(timeout=60)

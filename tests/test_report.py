@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -18,11 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import require_chromium
 from PIL import Image
-from report_fixtures import dropout_rate_jobs, make_all, make_sweep
+from report_fixtures import EXPERIMENT_JOBS, dropout_rate_jobs, make_all, make_sweep
 
-from reglab.report import cli, figures, sweeps
+from reglab.report import cli, runinfo, sweeps, tables
+from reglab.report import experiments as exps
 from reglab.report import published as pub
+from reglab.report.history import history_column
+from reglab.report.plotting import FigureReport, published_label
+from reglab.report.stats import DIFF, compare
 
 FAILED_ERROR = 99.0  # test error written into the failed/diverged summaries: must never plot
 DIVERGED_ERROR = 77.0
@@ -53,7 +57,8 @@ def _fig9a_with_problems(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log_dir = tmp_path_factory.mktemp("logs")
-    experiments = [e for e in figures.EXPERIMENTS if e not in ("dropout_rate_fixed_n", "batchnorm")]
+    skip = ("dropout_rate_fixed_n", "batchnorm")  # a sweep with problems; none
+    experiments = [e for e in EXPERIMENT_JOBS if e not in skip]
     make_all(log_dir, experiments)
     _fig9a_with_problems(log_dir / "sweeps" / "dropout_rate_fixed_n" / "quick")
     return log_dir
@@ -100,13 +105,13 @@ def test_sweep_lists_every_job_with_its_status(logs: Path) -> None:
 
 def test_failed_runs_are_listed_not_plotted(logs: Path) -> None:
     (sweep,) = sweeps.find_sweeps([logs / "sweeps" / "dropout_rate_fixed_n"])
-    report = figures.plot_experiment(sweep.experiment, sweep.completed)
+    report = exps.plot_experiment(sweep.experiment, sweep.completed)
     plotted = np.concatenate([line.get_ydata() for line in report.figure.axes[0].get_lines()])
     assert FAILED_ERROR not in plotted and DIVERGED_ERROR not in plotted
     test_table = report.tables[0][1].set_index("p")
     assert test_table.loc[0.5, "seeds"] == 1  # only the completed seed of p = 0.5
     assert test_table.loc[0.4, "seeds"] == 2
-    listed = cli.excluded_table(sweep.incomplete)
+    listed = tables.excluded_table(sweep.incomplete)
     assert sorted(listed["status"]) == sorted(
         ["failed", "diverged", sweeps.NO_SUMMARY, sweeps.NOT_STARTED]
     )
@@ -181,7 +186,7 @@ def test_expected_jobs_resolve_sweeper_params_like_hydra() -> None:
 # --------------------------------------------------------------------------- figures
 
 
-def _labels(report: figures.FigureReport) -> list[str]:
+def _labels(report: FigureReport) -> list[str]:
     return [
         line.get_label() for ax in report.figure.axes for line in [*ax.get_lines(), *ax.collections]
     ]
@@ -191,18 +196,18 @@ def _labels(report: figures.FigureReport) -> list[str]:
 def test_fig9_draws_the_published_series_and_the_difference(experiment: str) -> None:
     _, jobs = dropout_rate_jobs(experiment)  # measured = published + 0.3 + 0.1 * seed
     runs = _runs_of(jobs, experiment)
-    report = figures.plot_experiment(experiment, runs)
+    report = exps.plot_experiment(experiment, runs)
     ax = report.figure.axes[0]
     assert ax.get_xlabel().startswith("probability of retaining")
     assert "%" in ax.get_ylabel()
     published = pub.series(experiment, "test_error")
     lines = {line.get_label(): line for line in ax.get_lines()}
-    label = figures.published_label(published)
+    label = published_label(published)
     assert "read off figure" in label
     np.testing.assert_allclose(lines[label].get_ydata(), published["y"])
     table = report.tables[0][1]
     np.testing.assert_allclose(table["published"], published["y"])
-    np.testing.assert_allclose(table[figures.DIFF], 0.35)  # mean of +0.3 and +0.4
+    np.testing.assert_allclose(table[DIFF], 0.35)  # mean of +0.3 and +0.4
     np.testing.assert_allclose(table["sd"], np.std([0.3, 0.4], ddof=1))
     assert table.attrs["exactness"].startswith("figure")
 
@@ -243,7 +248,7 @@ def test_published_series_only_where_the_paper_has_numbers(
     from report_fixtures import EXPERIMENT_JOBS
 
     _, jobs = EXPERIMENT_JOBS[experiment]()
-    report = figures.plot_experiment(experiment, _runs_of(jobs, experiment))
+    report = exps.plot_experiment(experiment, _runs_of(jobs, experiment))
     published = [lb for lb in _labels(report) if lb.startswith("published")]
     assert bool(published) == has_published, published
     for title, table in report.tables:
@@ -254,20 +259,18 @@ def test_label_corruption_draws_each_published_model_and_relative_time() -> None
     from report_fixtures import label_corruption_jobs
 
     _, jobs = label_corruption_jobs()
-    report = figures.plot_experiment("label_corruption", _runs_of(jobs, "label_corruption"))
+    report = exps.plot_experiment("label_corruption", _runs_of(jobs, "label_corruption"))
     ax_b, ax_c = report.figure.axes
     for model in ("inception", "alexnet", "mlp_1x512"):
         series = pub.series("label_corruption", f"test_error/{model}")
-        line = next(
-            ln for ln in ax_c.get_lines() if ln.get_label() == figures.published_label(series)
-        )
+        line = next(ln for ln in ax_c.get_lines() if ln.get_label() == published_label(series))
         np.testing.assert_allclose(line.get_ydata(), series["y"])  # % (the paper: fraction)
     table = report.tables[0][1]
     at_zero = table[table["q"] == 0.0]
     np.testing.assert_allclose(at_zero["relative time"], 1.0)  # relative to q = 0 by definition
     row = table[(table["q"] == 1.0) & table["variant"].str.contains("none")].iloc[0]
     assert row["published model"] == "MLP 1x512"
-    assert row["test error " + figures.DIFF] == pytest.approx(87.0 - 90.0)
+    assert row["test error " + DIFF] == pytest.approx(87.0 - 90.0)
     assert ax_b.get_xlabel() == "label corruption q"
 
 
@@ -279,7 +282,7 @@ def test_label_corruption_counts_the_runs_that_fitted() -> None:
     for job in jobs:
         if job["overrides"] == ["corruption.q=1.0", "dropout.p_hidden=1.0", "seed=1"]:
             job["metrics"]["steps_to_fit"] = None
-    report = figures.plot_experiment("label_corruption", _runs_of(jobs, "label_corruption"))
+    report = exps.plot_experiment("label_corruption", _runs_of(jobs, "label_corruption"))
     table = report.tables[0][1]
     plain = table[table["variant"].str.contains("none")].set_index("q")
     assert plain.loc[1.0, "runs fitted"] == "1/2"
@@ -295,14 +298,14 @@ def test_label_corruption_treats_zero_lambda_as_no_regularizer() -> None:
             "choices": [{"regularizer": "l2"}, {"regularizer": "l2"}],
         }
     )
-    assert list(figures.regularization(runs)) == ["none", "l2 λ=0.0005"]
+    assert list(runinfo.regularization(runs)) == ["none", "l2 λ=0.0005"]
 
 
 def test_data_size_gain_is_paired_by_seed() -> None:
     from report_fixtures import data_size_jobs
 
     _, jobs = data_size_jobs()  # seed 1 adds 0.2 to both arms: the pairs' gains agree
-    report = figures.plot_experiment("data_size", _runs_of(jobs, "data_size"))
+    report = exps.plot_experiment("data_size", _runs_of(jobs, "data_size"))
     title, gains = report.tables[1]
     assert "paired by seed" in title
     gains = gains.set_index("size")
@@ -318,7 +321,7 @@ def test_batchnorm_tables_read_steps_to_accuracy_and_percentile_drift() -> None:
     from report_fixtures import batchnorm_jobs
 
     _, jobs = batchnorm_jobs()  # test error 2.5 + 80·exp(−step/rate), evaluated every 1,000
-    report = figures.plot_experiment("batchnorm", _runs_of(jobs, "batchnorm"))
+    report = exps.plot_experiment("batchnorm", _runs_of(jobs, "batchnorm"))
     tables = dict(report.tables)
     steps = tables["Updates to reach a test accuracy (Fig 1a)"].set_index(
         ["network", "test accuracy ≥ %"]
@@ -353,9 +356,9 @@ def test_batchnorm_keeps_extra_swept_settings_apart() -> None:
             job["metrics"]["test_error"] *= slow
             swept.append(job)
     runs = _runs_of(swept, "batchnorm")
-    labels = figures.swept_settings(runs, exclude=("model.batchnorm", "seed"))
+    labels = runinfo.swept_settings(runs, exclude=("model.batchnorm", "seed"))
     assert set(labels) == {"optimizer.lr=0.01", "optimizer.lr=0.05"}  # constants left out
-    final = dict(figures.plot_experiment("batchnorm", runs).tables)["Final test error %"]
+    final = dict(exps.plot_experiment("batchnorm", runs).tables)["Final test error %"]
     final = final.set_index("network")["final test error %"]
     assert final["with BN (optimizer.lr=0.01)"] == pytest.approx(5.0)
     assert final["with BN (optimizer.lr=0.05)"] == pytest.approx(2.5)
@@ -391,13 +394,13 @@ def test_settings_swept_beside_the_grid_get_figures_of_their_own(tmp_path: Path)
     assert sweep.grid_keys == {"regularizer", "regularizer.lam", "seed"}
     assert len(sweep.completed) == 36 and not len(sweep.incomplete)
 
-    reports = figures.plot_sweep("penalties", sweep.completed, sweep.grid_keys, sweep.unnamed_keys)
+    reports = exps.plot_sweep("penalties", sweep.completed, sweep.grid_keys, sweep.unnamed_keys)
     assert [setting for setting, _ in reports] == ["optimizer.lr=0.01", "optimizer.lr=0.1"]
     for (_, report), worse in zip(reports, (0.0, 10.0), strict=True):
         table = report.tables[0][1].set_index(["regularizer", "λ"])
         assert table.loc[("l2", 1e-3), "test error %"] == pytest.approx(3.0 + worse)
         assert table.loc[("l2", 1e-3), "seeds"] == 2
-    pooled = figures.plot_sweep("penalties", sweep.completed, None)  # grid unknown: one figure
+    pooled = exps.plot_sweep("penalties", sweep.completed, None)  # grid unknown: one figure
     assert len(pooled) == 1
     assert pooled[0][1].tables[0][1]["seeds"].max() == 4
 
@@ -412,14 +415,14 @@ def test_randomization_uses_thousands_of_steps_and_marks_published_points() -> N
     from report_fixtures import randomization_jobs
 
     _, jobs = randomization_jobs()
-    report = figures.plot_experiment("randomization", _runs_of(jobs, "randomization"))
+    report = exps.plot_experiment("randomization", _runs_of(jobs, "randomization"))
     ax = report.figure.axes[0]
     assert ax.get_xlabel() == "thousands of steps"
     measured = next(ln for ln in ax.get_lines() if ln.get_label().endswith("random labels"))
     assert measured.get_xdata().max() == pytest.approx(20.0)  # 20,000 steps → 20
     table = report.tables[0][1].set_index("corruption")
     assert table.loc["random labels", "published (k steps)"] == 14.0
-    assert table.loc["random labels", figures.DIFF] == pytest.approx(15.1 - 14.0)
+    assert table.loc["random labels", DIFF] == pytest.approx(15.1 - 14.0)
     assert table.loc["true labels", "runs fitted"] == "2/2"
     assert table.loc["random labels", "published / true labels"] == pytest.approx(14.0 / 4.5)
     assert table.loc["true labels", "measured / true labels"] == 1.0
@@ -431,9 +434,9 @@ def test_compare_joins_on_x_and_subtracts() -> None:
     )
     published = pd.DataFrame({"x": [0.5, 1.0, 0.7], "y": [1.5, 3.25, 4.0]})
     published.attrs.update(source="Paper, Fig X", exactness="figure")
-    table = figures.compare(measured, published)
+    table = compare(measured, published)
     assert table["x"].tolist() == [0.3, 0.5, 0.7, 1.0]
-    diff = table[figures.DIFF].tolist()
+    diff = table[DIFF].tolist()
     assert np.isnan(diff[0]) and np.isnan(diff[2])  # one side missing: no difference
     assert diff[1] == pytest.approx(0.5) and diff[3] == pytest.approx(-0.25)
     assert table.attrs["source"] == "Paper, Fig X"
@@ -445,14 +448,14 @@ def test_architecture_difference_is_distance_to_published_number_or_range() -> N
     _, jobs = architectures_jobs()  # quick-scale style: measured 1.1/1.15 and 1.7/1.75
     for job in jobs:
         job["config"]["architectures"] = {"widths": [1024, 2048]}
-    report = figures.plot_experiment("architectures", _runs_of(jobs, "architectures"))
+    report = exps.plot_experiment("architectures", _runs_of(jobs, "architectures"))
     table = report.tables[0][1].set_index(["architecture", "regularization"])
     t9 = table.loc[("1024-1024-2048", "dropout p=0.5 + max_norm c=2")]
     assert t9["published low"] == t9["published high"] == 1.05  # Table 9, dropout + max-norm
-    assert t9[figures.DIFF] == pytest.approx(1.125 - 1.05)
+    assert t9[DIFF] == pytest.approx(1.125 - 1.05)
     inside = table.loc[("3x2048", "max_norm c=2")]  # Fig 4 range 1.6–1.85 holds 1.725
     assert (inside["published low"], inside["published high"]) == (1.6, 1.85)
-    assert inside[figures.DIFF] == 0.0
+    assert inside[DIFF] == 0.0
     t2 = table.loc[("3x1024", "dropout p=0.5 + max_norm c=2")]
     assert t2["published low"] == 1.06  # Table 2, Dropout NN + max-norm, 3 x 1024
 
@@ -467,7 +470,7 @@ def test_shrunk_architectures_compare_with_the_papers_net_of_the_same_shape() ->
             hidden.get(h, h) for h in job["config"]["model"]["hidden"]
         ]
         job["config"]["architectures"] = {"widths": [256, 512]}
-    table = figures.plot_experiment("architectures", _runs_of(jobs, "architectures")).tables[0][1]
+    table = exps.plot_experiment("architectures", _runs_of(jobs, "architectures")).tables[0][1]
     row = table[table["architecture"] == "3x512"].iloc[0]
     assert row["paper's net"] == "3x2048"
     assert not np.isnan(row["published low"])
@@ -487,8 +490,8 @@ def test_page_holds_every_figure_table_and_illustration(site: Path) -> None:
     assert "Not generated yet: autoencoder_features" in html
     fig9 = next(out.glob("*fig-9a*test-error-against-p.csv"))
     table = pd.read_csv(fig9)
-    assert {"measured", "published", figures.DIFF} <= set(table.columns)
-    assert table[figures.DIFF].notna().any()
+    assert {"measured", "published", DIFF} <= set(table.columns)
+    assert table[DIFF].notna().any()
     seeds = table.set_index("p")["seeds"]
     assert seeds[0.5] == 1 and seeds[0.8] == 1 and seeds[0.4] == 2  # failed/diverged left out
     assert "Figure 9a" in next(out.glob("*fig-9a*test-error-against-p.md")).read_text()
@@ -517,7 +520,7 @@ def test_rerender_removes_tables_it_no_longer_writes(tmp_path: Path) -> None:
 
 def test_sweep_details_give_scale_wall_time_and_config(logs: Path) -> None:
     (sweep,) = sweeps.find_sweeps([logs / "sweeps" / "penalties"])
-    details = cli.sweep_details(sweep)
+    details = tables.sweep_details(sweep)
     assert details["scale"] == "quick"
     assert details["summed wall time"] == "3m45s"  # 18 jobs x 12.5 s
     assert "regularizer=l1,l1_proximal,l2" in details["command overrides"]
@@ -539,25 +542,11 @@ CHROMIUM_FLAGS = (
 )
 
 
-def _chromium() -> str:
-    """Chromium's path; FAILS when missing unless REGLAB_SKIP_BROWSER=1 (then skips)."""
-    candidates = [os.environ.get("REGLAB_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"]
-    found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-    if found:
-        return found
-    if os.environ.get("REGLAB_SKIP_BROWSER") == "1":
-        pytest.skip("REGLAB_SKIP_BROWSER=1 and Chromium is not installed")
-    pytest.fail(
-        "headless Chromium not found: `apt-get install -y chromium`, or set "
-        "REGLAB_CHROMIUM, or REGLAB_SKIP_BROWSER=1 to skip"
-    )
-
-
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(site: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
     cmd = [
-        _chromium(),
+        require_chromium(),
         *CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         f"--screenshot={shot}",
@@ -601,5 +590,24 @@ def test_loss_curves_prefer_the_mean_since_the_previous_evaluation():
     a run has it, over the loss of the last mini-batch."""
     new = pd.DataFrame({"step": [50], "train/loss_step": [2.0], "train/loss_since_eval": [1.0]})
     old = pd.DataFrame({"step": [50], "train/loss_step": [2.0]})
-    assert figures._history_column(new, "train/loss").tolist() == [1.0]
-    assert figures._history_column(old, "train/loss").tolist() == [2.0]
+    assert history_column(new, "train/loss").tolist() == [1.0]
+    assert history_column(old, "train/loss").tolist() == [2.0]
+
+
+def test_each_section_says_which_data_its_runs_used(tmp_path: Path) -> None:
+    """From the summaries: the quick randomization runs used MNIST, not the paper's CIFAR-10."""
+    from report_numbers import write_recorded_sweeps
+
+    from reglab.report.sections import experiment_section
+
+    root = write_recorded_sweeps(tmp_path / "real")["randomization"]
+    section = experiment_section(sweeps.read_sweep(root), tmp_path / "figs", "randomization")
+    assert (
+        "Data of these runs (from their summaries): MNIST, 2,000 training images, hold-out 0, "
+        "inputs: per-image whitening, no crop, not binarized." in section.text
+    )
+    assert "In the paper: Randomization tests (Zhang et al.), CIFAR-10." in section.text
+    args, jobs = dropout_rate_jobs("dropout_rate_fixed_n", seeds=(0,))
+    swept = sweeps.read_sweep(make_sweep(tmp_path / "sw", "dropout_rate_fixed_n", args, jobs))
+    text = experiment_section(swept, tmp_path / "figs", "fig9a").text
+    assert "MNIST, 50,000 training images, hold-out 10,000, inputs: standardized" in text

@@ -1,15 +1,15 @@
 """reglab.report.html: the page is one self-contained file that a real browser renders.
 
-The ``browser`` tests load the page in headless Chromium (Debian package ``chromium``). A
-missing Chromium FAILS them with install instructions; set REGLAB_SKIP_BROWSER=1 to skip
-them instead (with the reason shown by ``pytest -ra``). The other tests here are plain and
-fast (escaping, atomic writes, CSV/Markdown copies).
+The ``browser`` tests load the page in headless Chromium (Debian package ``chromium``,
+installed by ``make system-deps``). Without it they are skipped with that command as the
+reason (``pytest -ra`` shows it), or FAIL when run as root (CI); REGLAB_SKIP_BROWSER=1 skips
+them explicitly. The other tests here are plain and fast (escaping, atomic writes,
+CSV/Markdown copies).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from html.parser import HTMLParser
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import require_chromium
 from PIL import Image
 
 from reglab.report import html as rhtml
@@ -35,30 +36,10 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 CHROMIUM_TIMEOUT_S = 120
-INSTALL_HINT = (
-    "headless Chromium is needed for the browser tests but was not found: install it with "
-    "`apt-get install -y --no-install-recommends chromium` (Debian), or point "
-    "REGLAB_CHROMIUM at the binary, or set REGLAB_SKIP_BROWSER=1 to skip these tests."
-)
 EVIL = "<script>alert('x')</script> & <b>bold</b>"
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-def _find_chromium() -> str | None:
-    candidates = [os.environ.get("REGLAB_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-def _require_chromium() -> str:
-    """Path of the Chromium binary; fails (never silently skips) when it is missing."""
-    path = _find_chromium()
-    if path is None:
-        if os.environ.get("REGLAB_SKIP_BROWSER") == "1":
-            pytest.skip("REGLAB_SKIP_BROWSER=1 and Chromium is not installed")
-        pytest.fail(INSTALL_HINT)
-    return path
 
 
 def _sections(fig_dir: Path) -> list[rhtml.Section]:
@@ -102,7 +83,7 @@ def _run_chromium(binary: str, args: list[str], tmp: Path) -> subprocess.Complet
 
 @pytest.mark.browser
 def test_screenshot_is_a_real_rendering(page: Path, tmp_path: Path) -> None:
-    chromium = _require_chromium()
+    chromium = require_chromium()
     shot = tmp_path / "shot.png"
     res = _run_chromium(
         chromium, [f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri()], tmp_path
@@ -137,7 +118,7 @@ class _DomSummary(HTMLParser):
 
 @pytest.mark.browser
 def test_dom_has_every_image_inline(page: Path, tmp_path: Path) -> None:
-    chromium = _require_chromium()
+    chromium = require_chromium()
     res = _run_chromium(chromium, ["--dump-dom", page.as_uri()], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     dom = _DomSummary()

@@ -53,6 +53,8 @@ def test_two_job_sweep_through_slurm(slurm_cluster, tmp_path):
     # submitit's own files: one array job of two tasks, each with its SLURM log.
     logs = list((sweep / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2, logs
+    # One line per finished job, read from the job folders while the sweep waits for SLURM.
+    assert {x[:4] for x in _job_lines(result.stdout)} == {"1/2 ", "2/2 "}, result.stdout
 
 
 def test_stacked_sweep_through_slurm_one_job_per_stack(slurm_cluster, tmp_path):
@@ -84,3 +86,9 @@ def test_stacked_sweep_through_slurm_one_job_per_stack(slurm_cluster, tmp_path):
     assert summaries[0]["stack"]["size"] == 2
     logs = list((sweep / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 1, logs  # one SLURM job for the stack
+    assert {x[:4] for x in _job_lines(result.stdout)} == {"1/2 ", "2/2 "}, result.stdout
+
+
+def _job_lines(out: str) -> list[str]:
+    """The sweep's k/N lines (reglab.progress)."""
+    return [line.split(" - ", 1)[1] for line in out.splitlines() if "/2 completed, test " in line]

@@ -64,6 +64,7 @@ def _sweep(sweep_dir: Path, seeds: str, *extra: str) -> list[str]:
         *extra,
         f"seed={seeds}",
         "launcher=stacked",
+        "launcher.n_procs=1",  # one process: the stack's make-up is the test's
         "checkpoint.every_n_steps=10",
         f"hydra.sweep.dir={sweep_dir}",
     ]

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 import reglab.run
 from hydra_plugins.reglab_stacked_launcher import execution, stacked_launcher
 from reglab import train
+from reglab.progress import SweepWatcher
 from reglab.summary import write_json_atomic
 from reglab.sweep import SweepReport
 
@@ -167,6 +168,7 @@ SMALL = [
     "regularizer=l2",
     "probe_size=100",
 ]
+ONE_PROC = "launcher.n_procs=1"  # stacks in this process, where the fake engine counts them
 
 
 @pytest.fixture
@@ -198,6 +200,9 @@ def engine(monkeypatch):
     handlers, level = root.handlers[:], root.level
     yield returns
     root.handlers[:], root.level = handlers, level  # Hydra's handlers hold pytest's streams
+    if SweepWatcher.current is not None:  # a sweep that raised never reached its end callback
+        SweepWatcher.current.stop_event.set()
+        SweepWatcher.current = None
     GlobalHydra.instance().clear()
 
 
@@ -219,7 +224,12 @@ def test_stacked_sweep_writes_every_job_folder(tmp_path, monkeypatch, engine, ca
     sweep = tmp_path / "sweep"
     args = [*SMALL, "regularizer.lam=0.0001,0.001", "seed=0,1", "optimizer=sgd,adam"]
     rc = _main(
-        monkeypatch, *args, "launcher=stacked", "launcher.max_members=4", f"hydra.sweep.dir={sweep}"
+        monkeypatch,
+        *args,
+        "launcher=stacked",
+        "launcher.max_members=4",
+        "launcher.n_procs=1",
+        f"hydra.sweep.dir={sweep}",
     )
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -264,7 +274,7 @@ def test_out_of_memory_halves_the_stack_and_bad_configs_are_recorded(
 ):
     monkeypatch.setenv("REGLAB_FAKE_MAX", "1")
     sweep = tmp_path / "sweep"
-    args = [*SMALL, "regularizer.lam=0.0001,0.001,-1", "seed=0,1", "launcher=stacked"]
+    args = [*SMALL, "regularizer.lam=0.0001,0.001,-1", "seed=0,1", "launcher=stacked", ONE_PROC]
     rc = _main(monkeypatch, *args, f"hydra.sweep.dir={sweep}")
     out = capsys.readouterr().out
     assert rc == 1  # the two jobs with λ = -1 did not complete
@@ -284,7 +294,7 @@ def test_out_of_memory_halves_the_stack_and_bad_configs_are_recorded(
 def test_a_member_that_never_fits_fails_alone(tmp_path, monkeypatch, engine):
     monkeypatch.setenv("REGLAB_FAKE_MAX", "0")
     sweep = tmp_path / "sweep"
-    args = [*SMALL, "regularizer.lam=0.0001", "seed=0,1", "launcher=stacked"]
+    args = [*SMALL, "regularizer.lam=0.0001", "seed=0,1", "launcher=stacked", ONE_PROC]
     rc = _main(monkeypatch, *args, f"hydra.sweep.dir={sweep}")
     assert rc == 1
     summaries = _summaries(sweep)
@@ -298,6 +308,7 @@ def test_a_crashed_stack_fails_its_jobs_only(tmp_path, monkeypatch, engine):
     monkeypatch.setenv("REGLAB_FAKE_CRASH", "optimizer=adam")
     sweep = tmp_path / "sweep"
     args = [*SMALL, "regularizer.lam=0.0001", "seed=0,1", "optimizer=adam,sgd", "launcher=stacked"]
+    args.append(ONE_PROC)
     rc = _main(monkeypatch, *args, f"hydra.sweep.dir={sweep}")
     assert rc == 1  # Hydra reports the failed jobs' error once every stack has run
     summaries = _summaries(sweep)
@@ -311,7 +322,7 @@ def test_a_crashed_stack_fails_its_jobs_only(tmp_path, monkeypatch, engine):
     assert sorted(r.status.name for r in returns) == ["COMPLETED"] * 2 + ["FAILED"] * 2
 
 
-def test_stacks_in_worker_processes(tmp_path, monkeypatch, engine):
+def test_stacks_in_worker_processes(tmp_path, monkeypatch, engine, capsys):
     sweep = tmp_path / "sweep"
     args = [
         *SMALL,
@@ -327,11 +338,20 @@ def test_stacks_in_worker_processes(tmp_path, monkeypatch, engine):
     assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries.values())
     pids = {s["stack"]["pid"] for s in summaries.values()}
     assert len(pids) == 2 and os.getpid() not in pids  # two stacks, two spawned workers
+    _assert_job_lines(capsys.readouterr().out, 4)
     (returns,) = engine
     assert all(r.status == JobStatus.COMPLETED and r.return_value > 0 for r in returns)
 
 
-def test_stacks_as_submitit_jobs(tmp_path, monkeypatch, engine):
+def _assert_job_lines(out: str, n: int) -> None:
+    """One line per finished job (reglab.progress), whatever process trained it."""
+    lines = [line for line in out.splitlines() if f"/{n} completed, test " in line]
+    assert sorted(line.split(" - ", 1)[1][:4] for line in lines) == [
+        f"{k}/{n} " for k in range(1, n + 1)
+    ]
+
+
+def test_stacks_as_submitit_jobs(tmp_path, monkeypatch, engine, capsys):
     """The SLURM launcher's path with submitit's local executor in SLURM's place."""
     monkeypatch.setattr(stacked_launcher.StackedSlurmLauncher, "_EXECUTOR", "local")
     monkeypatch.setattr(stacked_launcher.StackedSlurmLauncher, "poll_s", 0.2)
@@ -358,3 +378,4 @@ def test_stacks_as_submitit_jobs(tmp_path, monkeypatch, engine):
     assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries.values())
     assert os.getpid() not in {s["stack"]["pid"] for s in summaries.values()}
     assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2  # one job per stack
+    _assert_job_lines(capsys.readouterr().out, 4)  # from the job folders, while it waits

@@ -186,6 +186,18 @@ def test_plan_respects_max_members_and_memory(penalties):
     assert stacking.plan_stacks(mixed, 64, None) == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
 
 
+def test_plan_halves_the_largest_stack_until_every_process_has_one(penalties):
+    configs = [_set(json.loads(json.dumps(penalties)), "seed", s) for s in range(10)]
+    assert stacking.plan_stacks(configs, 64, None, min_stacks=2) == [
+        [0, 1, 2, 3, 4],
+        [5, 6, 7, 8, 9],
+    ]
+    stacks = stacking.plan_stacks(configs, 64, None, min_stacks=3)
+    assert [len(s) for s in stacks] == [3, 2, 5]  # the largest halved each time
+    assert sorted(i for s in stacks for i in s) == list(range(10))
+    assert len(stacking.plan_stacks(configs[:2], 64, None, min_stacks=4)) == 2  # one each
+
+
 # Stacks per experiment at quick scale: the grid axes that need stacks of their own.
 QUICK_STACKS = {
     "penalties": 3,  # regularizer kind; λ and seed stack
@@ -195,6 +207,9 @@ QUICK_STACKS = {
     "randomization": 1,  # every corruption stacks
     "batchnorm": 2,  # model.batchnorm
     "architectures": 6,  # six architectures; dropout and seed stack
+    # regularizer kind × strength (its selector is not a stackable key); the dropout and
+    # plain arms of one kind and their seeds stack
+    "regularizer_comparison": 9,
 }
 
 

@@ -192,6 +192,13 @@ def _check_one_failed_one_completed(sweep: Path, result) -> tuple[Path, Path]:
     assert result.returncode == 1
     assert "1 jobs of the sweep did not complete" in result.stderr
     assert f"job {bad}: diverged" in result.stdout + result.stderr
+    # One line per finished job as the sweep goes (reglab.progress), in the order they end.
+    lines = [line.split(" - ", 1)[1] for line in result.stdout.splitlines() if "/2 " in line]
+    assert len(lines) == 2, result.stdout
+    assert {line[:4] for line in lines} == {"1/2 ", "2/2 "}
+    assert any(f"completed, test {jobs[good]['metrics']['test_error']:.2f} %" in x for x in lines)
+    assert any(x.split(" | ")[0].split(",")[0].endswith("diverged") for x in lines)
+    assert all(" | elapsed " in x and ", ETA " in x for x in lines)
     return sweep / good, sweep / bad
 
 

@@ -37,7 +37,10 @@ def _fit(tmp_path, monkeypatch, regularizer: str, *overrides: str):
 
 @pytest.mark.parametrize("regularizer", ["none", "l2"])
 def test_epoch_means_equal_the_mean_of_the_step_losses(tmp_path, monkeypatch, regularizer):
-    rows, losses_by_epoch, sizes = _fit(tmp_path, monkeypatch, regularizer, "trainer.max_epochs=2")
+    per_epoch = ["trainer.check_val_every_n_epoch=1", "trainer.val_check_interval=null"]
+    rows, losses_by_epoch, sizes = _fit(
+        tmp_path, monkeypatch, regularizer, "trainer.max_epochs=2", *per_epoch
+    )
     assert [row["epoch"] for row in rows] == [0, 1]
     for row, losses in zip(rows, losses_by_epoch, strict=True):
         expected = float((torch.tensor(losses) * sizes).sum() / sizes.sum())  # by batch size

@@ -9,6 +9,7 @@ re-derives the jobs it asked for from ``multirun.yaml``, and only those count.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -83,7 +84,7 @@ def expected_jobs(multirun: dict[str, Any]) -> dict[frozenset[str], list[str]] |
 
     Mirrors ``BasicSweeper.sweep``: ``hydra.sweeper.params`` first (interpolations such as
     ``${scale.seeds}`` resolved against the sweep's config, as Hydra does), then the
-    command-line overrides, expanded into their cartesian product by Hydra's own parser.
+    command-line overrides, expanded by :func:`expand_sweep`.
     """
     hydra = multirun.get("hydra") if isinstance(multirun, dict) else None
     hydra = hydra if isinstance(hydra, dict) else {}
@@ -92,15 +93,33 @@ def expected_jobs(multirun: dict[str, Any]) -> dict[frozenset[str], list[str]] |
     if not target.endswith("BasicSweeper") or not isinstance(task, list):
         return None
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
         from omegaconf import OmegaConf
 
         params = OmegaConf.create(multirun).hydra.sweeper.params or {}
-        args = [f"{k}={params[k]}" for k in params] + [str(t) for t in task]
-        parsed = OverridesParser.create().parse_overrides(args)
-        batches = BasicSweeper.split_arguments(parsed, None)
+        jobs = expand_sweep([f"{k}={params[k]}" for k in params] + [str(t) for t in task])
     except Exception:  # a sweep this reader cannot re-derive: list what is there
         return None
     excluded = dirname_excluded(multirun)
-    return {job_key(job, excluded): list(job) for batch in batches for job in batch}
+    return {job_key(job, excluded): job for job in jobs}
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of these overrides, in its order.
+
+    Each key gets its values (a list or range sweep's, else its one value; a later override
+    of a key replaces the earlier one in its place); the jobs are their cartesian product.
+    Hydra's ``BasicSweeper.split_arguments`` is private API, so this repeats it with the
+    public override parser; ``tests/test_hydra_contract.py`` holds the two equal.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    axes: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            axes[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            axes[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise ValueError(f"{key}: the basic sweeper sweeps lists and ranges only")
+    return [list(job) for job in itertools.product(*axes.values())]

@@ -70,6 +70,7 @@ class Member:
         self.saved = checkpoint
         self.hydra_logs = False  # set by reglab.run when Hydra writes this job's train.log
         self.input_spec: dict = {}  # what its inputs went through (reglab.load.input_spec)
+        self.lock = None  # its reglab.locks.JobLock, held while this process trains it
         if checkpoint is not None:
             self.step = self.resumed_from_step = int(checkpoint["step"])
             self.rows = {int(row["step"]): row for row in checkpoint["history"]}
@@ -185,6 +186,7 @@ class Member:
             "overrides": self.job.overrides,
             "choices": self.job.choices,
             "seed": self.cfg.seed,
+            "meta": self.config.get("meta") or {},  # +meta.<key>=...: the user's own notes
             "config": self.config,
             "git_commit": git_commit(),
             "versions": versions(),

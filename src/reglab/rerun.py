@@ -15,24 +15,47 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from reglab.locks import LOCK
+
 SUPERSEDED = ".superseded"
 
-#: Keys that say where and how a job runs, not what it computes: a rerun may change them
-#: and still use its earlier result (the job directory names leave them out for the same
-#: reason, see ``hydra.job.config.override_dirname`` in conf/config.yaml).
+#: THE list of result-neutral keys: where and how a job runs, not what it computes. Used by
+#: the rerun guard (a rerun may change them and still use its earlier result), the sweep's
+#: job folder names (``hydra.job.config.override_dirname.exclude_keys`` in
+#: conf/config.yaml must equal it: tests/test_neutral_keys.py), the stacked launcher
+#: (:func:`reglab.stacking.stack_key`), the report and the test fixtures. Entries are
+#: override keys, as Hydra's exclude_keys matches them (exactly); on a resolved config an
+#: entry also covers every key below it (``paths`` → ``paths.log_dir``), except for the
+#: groups in :data:`CHOICE_ONLY`.
 HOW_KEYS = (
+    "experiment",
+    "scale",
     "name",
     "threads",
     "compile",
-    "paths",
+    "meta",  # notes of your own (+meta.note=...): recorded, never part of the result
     "launcher",
+    "launcher.n_jobs",
+    "launcher.threads_per_job",
+    "launcher.cpus_per_task",
+    "launcher.max_members",
+    "launcher.n_procs",
+    "launcher.dry_run",
+    "launcher.memory_gb",
+    "launcher.threads_per_proc",
     "logger",
+    "paths",
+    "paths.log_dir",
     "checkpoint",
-    "scale",
+    "checkpoint.enabled",
+    "checkpoint.every_n_steps",
+    "checkpoint.keep",
+    "checkpoint.every_minutes",
     "data.root",
     "data.download",
     "data.on_device",
     "data.eval_batch_size",
+    "trainer",
     "trainer.accelerator",
     "trainer.devices",
     "trainer.strategy",
@@ -42,6 +65,19 @@ HOW_KEYS = (
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
 )
+
+#: Config groups whose *choice* is neutral (``trainer=gpu`` names the same job folder as
+#: ``trainer=cpu``) although some of their keys are not (``trainer.max_steps``): on a
+#: resolved config only their keys listed in :data:`HOW_KEYS` are neutral.
+CHOICE_ONLY = frozenset({"trainer"})
+
+#: :data:`HOW_KEYS` as prefixes of resolved-config keys (the :data:`CHOICE_ONLY` groups left out).
+HOW_CONFIG_KEYS = tuple(k for k in HOW_KEYS if k not in CHOICE_ONLY)
+
+
+def is_how_key(key: str) -> bool:
+    """Is this resolved-config key (dotted) result-neutral?"""
+    return any(key == how or key.startswith(f"{how}.") for how in HOW_CONFIG_KEYS)
 
 
 def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
@@ -57,14 +93,14 @@ def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> l
     return [
         f"{key}: {_shown(before, key)} → {_shown(after, key)}"
         for key in sorted(before.keys() | after.keys())
-        if not _is_how_key(key) and before.get(key) != after.get(key)
+        if not is_how_key(key) and before.get(key) != after.get(key)
     ]
 
 
 def set_aside(job_dir: Path) -> Path:
     """Move the earlier run's files into ``<job_dir>/.superseded/<time>/``; returns it.
 
-    Hydra's own files for the run now starting (``.hydra/``, the job's log) stay.
+    Hydra's own files for the run now starting (``.hydra/``, the job's log) and its lock stay.
     """
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     target = job_dir / SUPERSEDED / stamp
@@ -74,7 +110,7 @@ def set_aside(job_dir: Path) -> Path:
         target = job_dir / SUPERSEDED / f"{stamp}_{n}"
     target.mkdir(parents=True)
     for entry in job_dir.iterdir():
-        if entry.name in (SUPERSEDED, ".hydra") or entry.suffix == ".log":
+        if entry.name in (SUPERSEDED, ".hydra", LOCK) or entry.suffix == ".log":
             continue
         shutil.move(str(entry), target / entry.name)
     return target
@@ -90,7 +126,3 @@ def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 def _shown(settings: Mapping[str, Any], key: str) -> str:
     return str(settings[key]) if key in settings else "(absent)"
-
-
-def _is_how_key(key: str) -> bool:
-    return any(key == how or key.startswith(f"{how}.") for how in HOW_KEYS)

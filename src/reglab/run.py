@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -21,8 +22,10 @@ from reglab import optim
 from reglab.data import DataError, TensorDataModule, sources
 from reglab.data.stack import StackData
 from reglab.load import input_spec
+from reglab.locks import JobLock, skipped
 from reglab.member import Job, Member, read_checkpoint, resolved
 from reglab.models.stack import MemberNet
+from reglab.progress import bar_allowed, no_bar, quiet_job_console
 from reglab.regularizers import Regularizer
 from reglab.rerun import changed_settings, set_aside
 from reglab.seeding import Stream, stream_seed
@@ -63,10 +66,21 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     A completed summary already in ``out_dir`` means the job is done: it is returned
     untouched. A ``last.ckpt`` there means an earlier attempt was cut off: training
-    resumes from it. Both only while the config is unchanged (:mod:`reglab.rerun`).
+    resumes from it. Both only while the config is unchanged (:mod:`reglab.rerun`). A job
+    another process trains is skipped (:mod:`reglab.locks`): in a sweep its summary says
+    ``running elsewhere``, a single run ends with that error.
     """
+    sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if sweep:  # the sweep prints a line per job (reglab.progress); the job's go to train.log
+        quiet_job_console()
+        if not str(HydraConfig.get().launcher.get("_target_", "")).endswith("BasicLauncher"):
+            no_bar()  # a worker process: bars of parallel jobs would garble the console
     job = Job(cfg, Path(out_dir), _overrides(), _choices())
     summary = run_stack([job], hydra_logs=HydraConfig.initialized(), record_failures=False)[0]
+    if summary["status"].startswith("running elsewhere"):
+        if sweep:
+            return summary
+        raise RunFailed("running elsewhere", summary["error"])
     if summary["status"] == "failed":  # bad data or config: recorded, then one line
         raise DataError(summary["error"])
     if summary["status"] != "completed":
@@ -86,28 +100,58 @@ def run_stack(
     """
     summaries: dict[int, dict] = {}
     todo: list[tuple[int, Member]] = []
-    for i, job in enumerate(jobs):
-        member = _prepare(job, record_failures)
-        if isinstance(member, dict):
-            summaries[i] = member
-        else:
-            member.hydra_logs = hydra_logs
-            todo.append((i, member))
-    if todo:
-        settings = _settings(todo[0][1].cfg)
-        device = _device(todo[0][1].cfg)
-        _configure_torch(todo[0][1].cfg, device)
-        loaded = _load_data(todo, summaries, record_failures)
-        for group in _phase_groups(loaded):
-            summaries |= _train(group, settings, device)
+    try:
+        for i, job in enumerate(jobs):
+            member = _prepare(job, record_failures)
+            if isinstance(member, dict):
+                summaries[i] = member
+            else:
+                member.hydra_logs = hydra_logs
+                todo.append((i, member))
+        if todo:
+            settings = _settings(todo[0][1].cfg)
+            device = _device(todo[0][1].cfg)
+            _configure_torch(todo[0][1].cfg, device)
+            loaded = _load_data(todo, summaries, record_failures)
+            for group in _phase_groups(loaded):
+                summaries |= _train(group, settings, device)
+    finally:  # done with these jobs (or failed): another process may take them
+        for _, m in todo:
+            m.lock.release()
     return [summaries[i] for i in range(len(jobs))]
 
 
 def _prepare(job: Job, record_failures: bool) -> Member | dict:
-    """The job's member, or its summary when it needs no training (completed, bad config)."""
+    """The job's member, holding its lock; or its summary when this process does not train
+    it (completed, bad config, running elsewhere)."""
     out_dir = Path(job.out_dir)
     job.cfg = _in_folder(job.cfg, out_dir, job.overrides)
     config = resolved(job.cfg)
+    previous = read_summary(out_dir) or {}
+    if previous.get("status") == "completed" and not changed_settings(
+        previous.get("config"), config
+    ):
+        log.info("%s: already completed, skipping", out_dir)
+        return previous
+    lock = JobLock(out_dir)
+    owner = lock.acquire()
+    if owner is not None:
+        return skipped(out_dir, owner, job.overrides)
+    if lock.previous is not None:
+        log.warning("%s: taking over from %s, which is gone", out_dir, lock.previous.describe())
+    member = None
+    try:
+        member = _prepare_locked(job, config, out_dir, record_failures)
+        return member
+    finally:
+        if isinstance(member, Member):
+            member.lock = lock
+        else:
+            lock.release()
+
+
+def _prepare_locked(job: Job, config: dict, out_dir: Path, record_failures: bool):
+    """:func:`_prepare` once this process holds the job's lock."""
     previous = read_summary(out_dir)
     saved = read_checkpoint(out_dir / "checkpoints" / "last.ckpt")
     recorded = (previous or {}).get("config") or (saved or {}).get("reglab_config")
@@ -170,7 +214,7 @@ def _settings(cfg: DictConfig) -> SimpleNamespace:
         val_check_interval=t.get("val_check_interval"),
         log_every_n_steps=int(t.get("log_every_n_steps", 50)),
         precision=str(t.get("precision", "32-true")),
-        progress=bool(t.get("enable_progress_bar", True)),
+        progress=bool(t.get("enable_progress_bar", True)) and bar_allowed(),
         compile=bool(cfg.get("compile", False)),
         checkpoint=cfg.checkpoint,
         momentum_ramp=SimpleNamespace(**ramp) if ramp else None,

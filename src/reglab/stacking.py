@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reglab.rerun import HOW_KEYS
+from reglab.rerun import HOW_CONFIG_KEYS
 
 #: Keys whose values may differ between the members of one stack (a group name, such as
 #: ``corruption``, means the whole group: its kind and its parameters).
@@ -89,7 +89,7 @@ def stack_key(config: Mapping[str, Any]) -> str:
     kept = {key: _get(config, key) for key in MUST_MATCH}
     tree = copy.deepcopy(dict(config))
     tree.pop("hydra", None)
-    for key in (*HOW_KEYS, *STACKABLE, *SELECTORS):
+    for key in (*HOW_CONFIG_KEYS, *STACKABLE, *SELECTORS):
         _pop(tree, key)
     for key, value in kept.items():
         if value is not _MISSING:
@@ -220,7 +220,10 @@ def estimate_shared_bytes(config: Mapping[str, Any]) -> int:
 
 
 def plan_stacks(
-    configs: Sequence[Mapping[str, Any]], max_members: int, memory_bytes: int | None
+    configs: Sequence[Mapping[str, Any]],
+    max_members: int,
+    memory_bytes: int | None,
+    min_stacks: int = 1,
 ) -> list[list[int]]:
     """Job indices grouped into stacks.
 
@@ -228,7 +231,9 @@ def plan_stacks(
     members in sweep order); each group is cut into as few stacks as hold at most
     ``max_members`` members and fit ``memory_bytes`` (shared bytes once plus each
     member's, None: no limit), sizes as even as memory allows. A member too big alone
-    still gets a stack of its own.
+    still gets a stack of its own. Then the largest stack is halved until there are
+    ``min_stacks`` (one per worker process: on a CPU, processes beat threads for small
+    nets) or every stack has one member.
     """
     if max_members < 1:
         raise ValueError(f"max_members={max_members}: must be >= 1")
@@ -242,6 +247,13 @@ def plan_stacks(
         stacks += [
             [members[i] for i in part] for part in _split(costs, shared, max_members, memory_bytes)
         ]
+    while len(stacks) < min_stacks:
+        largest = max(range(len(stacks)), key=lambda i: len(stacks[i]))
+        stack = stacks[largest]
+        if len(stack) < 2:
+            break
+        half = (len(stack) + 1) // 2
+        stacks[largest : largest + 1] = [stack[:half], stack[half:]]
     return stacks
 
 

@@ -1,9 +1,12 @@
-"""What a finished sweep prints: each job's status, the failures by name, the disk used.
+"""What a sweep prints: a line per finished job while it runs, then each job's status,
+the failures by name and the disk used.
 
 A job that fails (bad config point, divergence, exception) writes its status into its
-own ``summary.json`` and returns; the other jobs run on, whatever the launcher. When the
-sweep ends, :class:`SweepReport` reads the summaries, names the jobs that did not
-complete, and ``reglab-train`` exits non-zero if there are any.
+own ``summary.json`` and returns; the other jobs run on, whatever the launcher. While the
+sweep runs, :class:`SweepReport` watches the job folders (:mod:`reglab.progress`); when it
+ends, it reads the summaries, names the jobs that did not complete (a job this sweep
+skipped because another process trains it is "running elsewhere"), and ``reglab-train``
+exits non-zero if there are any.
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from reglab import jobs
+from reglab.progress import SweepWatcher, elsewhere, sweep_logger
 from reglab.summary import SUMMARY, read_summary
 
-log = logging.getLogger("reglab")
+log = sweep_logger()
+#: Hydra's joblib launcher logs its whole joblib.Parallel(...) call: this line only is dropped.
+JOBLIB_LOGGER = "hydra_plugins.hydra_joblib_launcher._core"
+
+
+class _NoJoblibBanner(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Joblib.Parallel(")
 
 
 def disk_usage(folder: Path) -> int:
@@ -60,11 +71,39 @@ class SweepReport(Callback):
     """
 
     incomplete: ClassVar[dict[str, str]] = {}
+    # The watcher is SweepWatcher.current, not an attribute: submitit pickles callbacks.
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """Start the line-per-job watcher (:class:`reglab.progress.SweepWatcher`)."""
+        joblib_log = logging.getLogger(JOBLIB_LOGGER)
+        if not any(isinstance(f, _NoJoblibBanner) for f in joblib_log.filters):
+            joblib_log.addFilter(_NoJoblibBanner())
+        from omegaconf import OmegaConf
+
+        try:
+            multirun = OmegaConf.to_container(config, resolve=False)
+            SweepWatcher(
+                Path(config.hydra.sweep.dir),
+                jobs.expected_jobs(multirun),
+                jobs.dirname_excluded(multirun),
+            ).start()
+        except Exception as error:  # progress lines are a help; the sweep runs without them
+            log.warning("no progress lines for this sweep: %s", error)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        watcher, SweepWatcher.current = SweepWatcher.current, None
+        if watcher is not None:
+            watcher.stop()
         statuses = job_statuses(sweep_dir)
-        counts = Counter(statuses.values())
+        for job in statuses if watcher is not None else ():
+            # skipped by this sweep: not its result, whatever the other process left there
+            skipped = watcher.outcome.get(sweep_dir / job) or elsewhere(
+                sweep_dir / job, watcher.sweep_id
+            )
+            if skipped and skipped.startswith("running elsewhere"):
+                statuses[job] = skipped
+        counts = Counter(status.split(" (")[0] for status in statuses.values())
         mib = disk_usage(sweep_dir) / 2**20
         log.info(
             "sweep %s: %s; %.1f MiB on disk",
@@ -74,6 +113,9 @@ class SweepReport(Callback):
         )
         bad = {job: status for job, status in statuses.items() if status != "completed"}
         for job, status in bad.items():
+            if status.startswith("running elsewhere"):
+                log.warning("job %s: %s", job, status)
+                continue
             error = (read_summary(sweep_dir / job) or {}).get("error", "")
             log.error("job %s: %s: %s", job, status, error)
         SweepReport.incomplete = bad

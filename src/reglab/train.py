@@ -4,6 +4,10 @@ Hydra composes the config from ``conf/``; :func:`reglab.run.run` builds data, mo
 regularizer and trainer from their groups' ``_target_``s, trains, evaluates and writes
 ``summary.json`` into the run directory. A bad config or missing data ends the program
 with one line on stderr and exit status 2, before any training.
+
+This module imports no torch, Lightning or pandas: the config is composed and validated
+first, and :mod:`reglab.run` is imported only for a config that is going to train, so
+``--help``, ``--cfg job`` and every refused input take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -17,14 +21,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from reglab.data.sources import DataError
-from reglab.precheck import precheck
-from reglab.run import RunFailed, run
+from reglab.precheck import HELP, precheck, usage
 from reglab.summary import SUMMARY, write_json_atomic
-from reglab.sweep import SweepReport
-from reglab.validation import ConfigError, validate
+from reglab.validation import ConfigError, added_keys, validate
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# The configs ship inside the package (src/reglab/conf links to the top-level conf/).
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 # Lightning hints at srun whenever SLURM's tools are installed; jobs that should use SLURM
 # go through the submitit launcher instead.
@@ -34,11 +36,16 @@ warnings.filterwarnings("ignore", message=".*The `srun` command is available.*")
 def main() -> None:
     """``reglab-train``: one-line errors for bad overrides, then the Hydra app."""
     try:
+        if HELP & set(sys.argv[1:]):
+            print(usage(CONFIG_DIR, sys.argv[1:]), end="")
+            return
         precheck(CONFIG_DIR, sys.argv[1:])
     except ConfigError as error:
         print(f"reglab: error: {error}", file=sys.stderr)
         sys.exit(2)
     app()
+    from reglab.sweep import SweepReport  # the sweep callback Hydra instantiated, if any
+
     if SweepReport.incomplete:
         print(
             f"reglab: {len(SweepReport.incomplete)} jobs of the sweep did not complete",
@@ -53,24 +60,36 @@ def app(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        validate(cfg)
+        validate(cfg, added_keys(hydra_cfg.overrides.task), hydra_cfg.runtime.choices)
+    except ConfigError as error:
+        return _refuse(error, hydra_cfg, multirun)
+    from reglab.data.sources import DataError  # torch: only for a config that trains
+    from reglab.run import RunFailed, run
+
+    try:
         summary = run(cfg, Path(hydra_cfg.runtime.output_dir))
     except (ConfigError, DataError, RunFailed) as error:
-        if multirun:  # recorded in the job's summary; the sweep goes on and reports it
-            _record_failure(error, hydra_cfg)
-            return None
-        if isinstance(error, RunFailed):
-            print(f"reglab: run {error.status}: {error}", file=sys.stderr)
-            sys.exit(1)
-        print(f"reglab: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return _refuse(error, hydra_cfg, multirun, ran=isinstance(error, RunFailed))
     return summary["metrics"].get("test_error")
 
 
-def _record_failure(error: Exception, hydra_cfg) -> None:
+def _refuse(error: Exception, hydra_cfg, multirun: bool, ran: bool = False) -> None:
+    """A sweep's job records its failure and the sweep goes on (and reports it); a single
+    run says why in one line: exit status 2, or 1 for a run that failed while training."""
+    if multirun:
+        _record_failure(error, hydra_cfg, ran)
+        return None
+    if ran:
+        print(f"reglab: run {error.status}: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"reglab: error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _record_failure(error: Exception, hydra_cfg, ran: bool) -> None:
     """A job's failure in its summary.json, unless the run already wrote one."""
     summary_path = Path(hydra_cfg.runtime.output_dir) / SUMMARY
-    if isinstance(error, RunFailed) and summary_path.exists():
+    if ran and summary_path.exists():
         return
     failed = {
         "status": "failed",

@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from reglab.cadence import Cadence
 from reglab.data.stack import StackData
 from reglab.evaluation import evaluate_members, probe_members
 from reglab.member import Member
@@ -52,6 +53,7 @@ class Stack:
         self.data, self.net, self.regularizer = data, net, regularizer
         self.optimizer, self.schedules = optimizer, schedules
         self.s = settings  # the config keys every member shares (trainer, probe, ...)
+        self.cadence = Cadence(settings)  # when members evaluate and checkpoint
         self.device = device
         self.stack_info = stack_info
         self.reg_params = select_parameters(
@@ -180,16 +182,19 @@ class Stack:
             if m.step % nb == 0 and not self._epoch_end(k, m):  # its epoch ended, diverged
                 ended.append(k)
                 continue
-            if self._eval_due(m.step, nb):
+            if self.cadence.eval_due(m.step, nb):
                 due.append(k)
         due = [k for k in due if k not in ended]
         if due:
             self._evaluate(due)
+        timed = self.cadence.time_due()  # every checkpoint.every_minutes: all members
         for k, m in enumerate(self.members):
-            if k not in ended and self._checkpoint_due(k, m):
-                self._save(k)
-            if k not in ended and self._done(k):
+            if k in ended:
+                continue
+            if self._done(k):  # its summary and model.pt follow: no checkpoint to resume
                 ended.append(k)
+            elif timed or self.cadence.checkpoint_due(m.step):
+                self._save(k)
         self._finish(sorted(set(ended)))
 
     def _epoch_end(self, k: int, m: Member) -> bool:
@@ -217,26 +222,6 @@ class Stack:
 
     def _epoch(self, k: int) -> int:
         return self.members[k].step // self.data.batches_per_epoch[k]
-
-    def _eval_due(self, step: int, nb: int) -> bool:
-        """Lightning's cadence: every ``val_check_interval`` batches (of the epoch, or of the
-        run when ``check_val_every_n_epoch`` is null), else at each epoch's end."""
-        s = self.s
-        epoch, batch = (step - 1) // nb, (step - 1) % nb
-        if s.check_val_every_n_epoch is not None and (epoch + 1) % s.check_val_every_n_epoch:
-            return False
-        interval = s.val_check_interval
-        if interval is None or isinstance(interval, float):
-            every = max(1, int(nb * (interval or 1.0)))
-            return (batch + 1) % every == 0
-        current = step - 1 if s.check_val_every_n_epoch is None else batch
-        return (current + 1) % interval == 0
-
-    def _checkpoint_due(self, k: int, m: Member) -> bool:
-        if not self.s.checkpoint.enabled:
-            return False
-        every = self.s.checkpoint.every_n_steps
-        return m.step % every == 0 if every else m.step % self.data.batches_per_epoch[k] == 0
 
     def _done(self, k: int) -> bool:
         m, s = self.members[k], self.s
@@ -383,6 +368,8 @@ class Stack:
                 m.note("run %s: %s", m.status, m.error)
             m.close_loggers(metrics)
             if m.status == "completed":
+                if self.cadence.enabled and self.s.checkpoint.keep:
+                    self._save(k)  # its final state, to resume from (train on)
                 m.finished(self.net.member_state_dict(k), self.s.checkpoint.keep)
         keep = [k for k in range(len(self.members)) if k not in ended]
         if not keep:

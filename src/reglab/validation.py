@@ -2,20 +2,28 @@
 
 Every problem becomes one :class:`ConfigError` whose message names the key, the value
 and what is allowed. Keys a group's ``_target_`` does not accept are reported here too,
-rather than as a ``TypeError`` deep inside instantiation.
+rather than as a ``TypeError`` deep inside instantiation, and so are non-finite numbers
+and keys added with ``+`` that nothing reads. Imports no torch or Lightning (the keys
+of reglab's targets are in :mod:`reglab.config_keys`), so a refusal is immediate.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from reglab.data.sources import DATASETS
-from reglab.models.blocks import ACTIVATIONS
+from reglab.config_keys import (
+    ACTIVATION_NAMES,
+    DATASET_NAMES,
+    MOMENTUM_RAMP_KEYS,
+    OPTIMIZER_TARGETS,
+    TARGET_KEYS,
+    TOP_KEYS,
+)
 
 
 class ConfigError(ValueError):
@@ -48,7 +56,7 @@ RULES: list[Rule] = [
     ("regularizer.lam_l2", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     ("regularizer.c", lambda v: _is_num(v) and v > 0, "a number > 0"),
     ("corruption.q", lambda v: _is_num(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-    ("data.name", lambda v: v in DATASETS, "one of " + ", ".join(DATASETS)),
+    ("data.name", lambda v: v in DATASET_NAMES, "one of " + ", ".join(DATASET_NAMES)),
     ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("data.train_size", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
     ("data.crop", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
@@ -65,10 +73,34 @@ RULES: list[Rule] = [
     ("model.fc", lambda v: v == [] or _positive_ints(v), "a list of positive integers"),
     ("model.kernel_size", lambda v: _is_int(v) and v > 0 and v % 2 == 1, "an odd integer > 0"),
     ("model.pool", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    ("model.activation", lambda v: v in ACTIVATIONS, "one of " + ", ".join(ACTIVATIONS)),
+    (
+        "model.activation",
+        lambda v: v in ACTIVATION_NAMES,
+        "one of " + ", ".join(ACTIVATION_NAMES),
+    ),
     ("model.init_std", lambda v: v is None or (_is_num(v) and v > 0), "null or a number > 0"),
     ("optimizer.lr", lambda v: _is_num(v) and v > 0, "a number > 0"),
     ("optimizer.momentum", lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+    ("optimizer.dampening", lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    ("optimizer.weight_decay", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    ("optimizer.nesterov", lambda v: isinstance(v, bool), "true or false"),
+    ("optimizer.eps", lambda v: _is_num(v) and v > 0, "a number > 0"),
+    (
+        "optimizer.betas",
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_is_num(b) and 0 <= b < 1 for b in v),
+        "two numbers in [0, 1), e.g. [0.9, 0.999]",
+    ),
+    ("scheduler.step_size", lambda v: _is_int(v) and v > 0, "an integer > 0 (epochs)"),
+    ("scheduler.gamma", lambda v: _is_num(v) and 0 < v <= 1, "a factor in (0, 1]"),
+    (
+        "scheduler.T_max",
+        lambda v: _is_int(v) and v > 0,
+        "an integer > 0 (epochs; set trainer.max_epochs > 0 or scheduler.T_max)",
+    ),
+    ("scheduler.eta_min", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
+    ("momentum_ramp.start", lambda v: _is_num(v) and 0 <= v < 1, "a momentum in [0, 1)"),
+    ("momentum_ramp.end", lambda v: _is_num(v) and 0 <= v < 1, "a momentum in [0, 1)"),
+    ("momentum_ramp.steps", lambda v: _is_int(v) and v > 0, "an integer > 0 (updates)"),
     (
         "trainer.max_epochs",
         lambda v: v is None or (_is_int(v) and v >= -1),
@@ -86,6 +118,11 @@ RULES: list[Rule] = [
         lambda v: v is None or (_is_int(v) and v > 0),
         "null or an integer > 0",
     ),
+    (
+        "checkpoint.every_minutes",
+        lambda v: v is None or (_is_num(v) and v > 0),
+        "null or a number of minutes > 0",
+    ),
 ]
 
 GROUPS_WITH_TARGET = (
@@ -101,7 +138,7 @@ GROUPS_WITH_TARGET = (
 INJECTED = {  # arguments reglab passes itself, never from the config
     "data": {"corruption", "seed"},
     "model": {"input_shape", "num_classes", "dropout", "seed"},
-    "optimizer": {"params"},
+    "optimizer": {"params", "members"},
     "scheduler": {"optimizer"},
 }
 
@@ -112,24 +149,139 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(cfg: DictConfig, key: str) -> str:
+    """The value at dotted ``key`` as the command line writes it."""
+    try:
+        return str(_plain(OmegaConf.select(cfg, key)))
+    except Exception:  # an interpolation only Hydra's runtime resolves
+        return "?"
+
+
+def _target_keys(group: str, target: str) -> tuple[str, ...] | None:
+    """The keys ``target`` reads (None: any); a target not in TARGET_KEYS is imported."""
+    if target in TARGET_KEYS:
+        return TARGET_KEYS[target]
+    from hydra.utils import get_object  # a class of your own: its signature says
+
+    try:
+        params = inspect.signature(get_object(target)).parameters
+    except Exception:
+        raise ConfigError(f"{group}._target_={target}: cannot be imported") from None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return tuple(k for k in params if k not in INJECTED.get(group, set()) | {"self"})
+
+
 def _check_keys(group: str, node: DictConfig) -> None:
-    """Every key of ``group`` must be a parameter of its ``_target_``."""
+    """Every key of ``group`` must be one its ``_target_`` reads."""
     target = node.get("_target_")
     if target is None:
         return
-    try:
-        obj = get_object(target)
-    except Exception:
-        raise ConfigError(f"{group}._target_={target}: cannot be imported") from None
-    params = inspect.signature(obj).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
+    if group == "optimizer" and target not in OPTIMIZER_TARGETS:
+        raise ConfigError(
+            f"optimizer._target_={target}: allowed are {', '.join(OPTIMIZER_TARGETS)}"
+        )
+    allowed = _target_keys(group, str(target))
     for key in node:
-        if key.startswith("_"):
+        if allowed is not None and not str(key).startswith("_") and key not in allowed:
+            raise ConfigError(
+                f"{group}.{key}={_shown(node, str(key))}: unknown key; allowed keys are "
+                + (", ".join(allowed) or "none")
+            )
+
+
+def _nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return any(_nonfinite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_nonfinite(v) for v in value.values())
+    return False
+
+
+def check_finite(node: DictConfig, prefix: str = "") -> None:
+    """Refuse inf and nan anywhere (Hydra's own ``hydra`` node aside)."""
+    for key in node:
+        if not prefix and key == "hydra":
             continue
-        if key in INJECTED.get(group, ()) or key not in params:
-            allowed = sorted(set(params) - INJECTED.get(group, set()) - {"self"})
-            raise ConfigError(f"{group}.{key}: unknown key; allowed keys are {', '.join(allowed)}")
+        try:
+            value = node[key]
+            plain = None if isinstance(value, DictConfig) else _plain(value)
+        except Exception:  # an interpolation only Hydra's runtime resolves
+            continue
+        if isinstance(value, DictConfig):
+            check_finite(value, f"{prefix}{key}.")
+        elif _nonfinite(plain):
+            raise ConfigError(f"{prefix}{key}={plain}: must be a finite number (no inf or nan)")
+
+
+def added_keys(overrides: Iterable[str]) -> list[str]:
+    """The keys of ``+key=value`` overrides (``++`` may also set a key that exists)."""
+    return [o[1:].split("=", 1)[0] for o in overrides if o.startswith("+") and o[1:2] != "+"]
+
+
+def _node(cfg: DictConfig, parts: list[str]) -> Any:
+    node: Any = cfg
+    for part in parts:
+        node = node._get_node(part) if isinstance(node, DictConfig) else None
+    return node
+
+
+def _leaves(node: Any, path: str) -> Iterable[str]:
+    if isinstance(node, DictConfig) and not node._is_none() and len(node):
+        for key in node:
+            yield from _leaves(node._get_node(key), f"{path}.{key}")
+    else:
+        yield path
+
+
+def check_added(cfg: DictConfig, added: Iterable[str], choices: Iterable[str] = ()) -> None:
+    """Refuse a key added with ``+`` that nothing reads, naming the keys allowed there.
+
+    Keys under a ``_target_`` are the target's (:func:`_check_keys`); ``meta.*`` holds
+    notes of your own and ``hydra.*`` is Hydra's; ``choices`` are config groups."""
+    skip = {"meta", "hydra"}
+    added = [k for k in added if k.split(".")[0] not in skip and k not in set(choices)]
+    added = [k for k in added if not set("@/") & set(k)]
+
+    def is_new(path: str) -> bool:  # everything below path came from a + override
+        leaves = _leaves(_node(cfg, path.split(".")), path)
+        return all(any(f"{leaf}.".startswith(f"{k}.") for k in added) for leaf in leaves)
+
+    for key in added:
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            here, node = ".".join(parts[:i]), _node(cfg, parts[:i])
+            if not isinstance(node, DictConfig) or "_target_" in node or here == "trainer":
+                break
+            if here == "momentum_ramp":
+                allowed = list(MOMENTUM_RAMP_KEYS)
+            else:
+                keys = [k for k in node if here or k != "hydra"]
+                allowed = [k for k in keys if not is_new(f"{here}.{k}" if here else str(k))]
+                allowed += [k for k in (() if here else TOP_KEYS) if k not in allowed]
+            if part not in allowed:
+                where = f"under {here}" if here else "at the top level"
+                raise ConfigError(
+                    f"{key}={_shown(cfg, key)}: not read by reglab; allowed keys {where} are "
+                    f"{', '.join(map(str, allowed)) or 'none'} (notes of your own: "
+                    f"+meta.{parts[-1]}=...)"
+                )
+
+
+def check_structure(cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] = ()):
+    """Non-finite numbers, keys nothing reads, a partial ``momentum_ramp``."""
+    check_finite(cfg)
+    check_added(cfg, added, choices)
+    ramp = cfg.get("momentum_ramp")
+    if ramp is not None and (
+        not isinstance(ramp, DictConfig) or set(ramp) != set(MOMENTUM_RAMP_KEYS)
+    ):
+        raise ConfigError(
+            f"momentum_ramp={_shown(cfg, 'momentum_ramp')}: must be null or all of start, end, "
+            "steps, e.g. momentum_ramp={start:0.5,end:0.99,steps:100000}"
+        )
 
 
 #: The trainer keys reglab's training loop reads (reglab.run._settings); the group keeps
@@ -146,8 +298,8 @@ def _check_trainer(trainer: DictConfig) -> None:
     for key in trainer:
         if not key.startswith("_") and key not in TRAINER_KEYS:
             raise ConfigError(
-                f"trainer.{key}: not read by reglab's training loop; allowed keys are "
-                + ", ".join(TRAINER_KEYS)
+                f"trainer.{key}={_shown(trainer, key)}: not read by reglab's training loop; "
+                "allowed keys are " + ", ".join(TRAINER_KEYS)
             )
     devices = trainer.get("devices", 1)
     if devices not in (1, "1", "auto"):
@@ -160,8 +312,10 @@ def _check_trainer(trainer: DictConfig) -> None:
         raise ConfigError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` on the first bad value in ``cfg``."""
+def validate(cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] = ()) -> None:
+    """Raise :class:`ConfigError` on the first bad value in ``cfg``. ``added``: the keys the
+    command line added with ``+`` (:func:`added_keys`); ``choices``: the config groups."""
+    check_structure(cfg, added, choices)
     try:
         for key, ok, allowed in RULES:
             value = _plain(OmegaConf.select(cfg, key, default="__missing__"))
@@ -175,8 +329,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(str(error).splitlines()[0]) from None
     for group in GROUPS_WITH_TARGET:
         node = cfg.get(group)
-        if isinstance(node, DictConfig):
+        if isinstance(node, DictConfig) and group != "trainer":  # trainer: TRAINER_KEYS
             _check_keys(group, node)
+    loggers = cfg.get("logger")
+    for name, node in loggers.items() if isinstance(loggers, DictConfig) else ():
+        if isinstance(node, DictConfig):
+            _check_keys(f"logger.{name}", node)
     if isinstance(cfg.get("trainer"), DictConfig):
         _check_trainer(cfg.trainer)
     steps, epochs = cfg.trainer.get("max_steps", -1), cfg.trainer.get("max_epochs", None)

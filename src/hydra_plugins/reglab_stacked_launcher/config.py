@@ -19,7 +19,9 @@ class StackedLauncherConf:
 
     _target_: str = f"{_MODULE}.StackedLauncher"
     max_members: int = 64  # most jobs trained together as one stack
-    n_procs: int = 1  # stacks running at the same time, each in its own process
+    # stacks running at the same time, each in its own process (null: one per core on a
+    # CPU, one on a GPU); the plan makes at least that many stacks
+    n_procs: int | None = None
     # Memory each stack may use on its training device, GB. null: 80 % of the free GPU
     # memory (trainer on a GPU) or 25 % of the RAM, shared among the n_procs processes.
     memory_gb: float | None = None

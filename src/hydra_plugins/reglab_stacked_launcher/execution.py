@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reglab.locks import holder, skipped
 from reglab.rerun import changed_settings
 from reglab.summary import SUMMARY, read_summary, write_json_atomic
 
@@ -65,7 +66,11 @@ def train_stack(run_stack: RunStack, jobs: Sequence[Any]) -> list[Outcome]:
 
 def crashed(job: Any, error: BaseException) -> Outcome:
     """A member of a stack that crashed: a completed run of its config already on disk
-    stands, otherwise the crash goes into its summary."""
+    stands, a job another process trains is left to it, otherwise the crash goes into its
+    summary."""
+    owner = holder(Path(job.out_dir))
+    if owner is not None:
+        return skipped(Path(job.out_dir), owner, job.overrides), None
     done = read_summary(Path(job.out_dir))
     if (
         done
@@ -121,10 +126,15 @@ def portable(outcomes: list[Outcome]) -> list[Outcome]:
 
 
 def init_worker(threads: int | None) -> None:
-    """A spawned worker: its torch threads, and log lines on stdout."""
+    """A spawned worker: its torch threads, warnings and errors on stdout (each member's
+    own lines go to its train.log), no progress bars."""
+    from reglab.progress import no_bar, quiet_job_console
+
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
     )
+    quiet_job_console()
+    no_bar()
     if threads:
         import torch
 

@@ -36,7 +36,6 @@ from hydra.core.utils import (
     JobReturn,
     JobRuntime,
     JobStatus,
-    _save_config,
     configure_log,
     setup_globals,
 )
@@ -47,6 +46,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from hydra_plugins.reglab_stacked_launcher import execution
 from hydra_plugins.reglab_stacked_launcher.config import SUBMITIT_GENERIC_KEYS
 from reglab.jobs import override_key
+from reglab.progress import quiet_job_console
 from reglab.stacking import format_bytes, plan_stacks, stack_bytes
 from reglab.summary import SUMMARY, write_json_atomic
 
@@ -79,14 +79,15 @@ class StackedLauncher(Launcher):
     def __init__(
         self,
         max_members: int = 64,
-        n_procs: int = 1,
+        n_procs: int | None = None,
         memory_gb: float | None = None,
         dry_run: bool = False,
         threads_per_proc: int | None = None,
         **params: Any,
     ) -> None:
         self.max_members = int(max_members)
-        self.n_procs = max(1, int(n_procs))
+        self.requested_procs = None if n_procs is None else max(1, int(n_procs))
+        self.n_procs = self.requested_procs or 1
         self.memory_gb = None if memory_gb is None else float(memory_gb)
         self.dry_run = bool(dry_run)
         self.threads_per_proc = None if threads_per_proc is None else int(threads_per_proc)
@@ -122,8 +123,9 @@ class StackedLauncher(Launcher):
             HydraConfig.instance().cfg = original
         valid = [m for m in members if m.error is None]
         configs = [m.resolved for m in valid]
+        self.n_procs = self.procs(configs)
         budget, device = self.budget(configs)
-        plan = plan_stacks(configs, self.max_members, budget) if valid else []
+        plan = plan_stacks(configs, self.max_members, budget, self.n_procs) if valid else []
         stacks = [[valid[i] for i in part] for part in plan]
         lines = self.plan_lines(stacks, members, budget, device)
         if self.dry_run:
@@ -137,6 +139,7 @@ class StackedLauncher(Launcher):
             if m.error is not None:
                 outcomes[m.idx] = (self.record_invalid(m), None)
         if stacks:
+            quiet_job_console()  # members' own lines go to their train.log (reglab.progress)
             engine = importlib.import_module(ENGINE)
             for m in valid:
                 cfg = OmegaConf.create(m.resolved)
@@ -188,10 +191,10 @@ class StackedLauncher(Launcher):
             choices={k: v for k, v in choices.items() if not str(k).startswith("hydra")},
             name=sorted(o for o in task_overrides if override_key(o) not in excluded),
         )
-        from reglab.validation import ConfigError, validate  # imports torch: not at start-up
+        from reglab.validation import ConfigError, added_keys, validate
 
-        try:
-            validate(task_cfg)
+        try:  # as reglab.train validates a single run: the `+` keys and groups included
+            validate(task_cfg, added_keys(task_overrides), choices)
             member.resolved = OmegaConf.to_container(task_cfg, resolve=True)
         except ConfigError as error:
             member.error = str(error)
@@ -205,9 +208,13 @@ class StackedLauncher(Launcher):
         subdir = m.config.hydra.output_subdir
         if subdir is not None:
             folder = m.out_dir / str(subdir)
-            _save_config(m.task_cfg, "config.yaml", folder)
-            _save_config(m.hydra_cfg, "hydra.yaml", folder)
-            _save_config(m.config.hydra.overrides.task, "overrides.yaml", folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, cfg in (
+                ("config.yaml", m.task_cfg),
+                ("hydra.yaml", m.hydra_cfg),
+                ("overrides.yaml", m.config.hydra.overrides.task),
+            ):  # unresolved, as Hydra's run_job writes them
+                (folder / name).write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
 
     @staticmethod
     def record_invalid(m: Member) -> dict:
@@ -218,6 +225,14 @@ class StackedLauncher(Launcher):
         return summary
 
     # -- memory and the plan -----------------------------------------------------------
+
+    def procs(self, configs: Sequence[dict]) -> int:
+        """Stacks at a time: ``n_procs``, else one per core on a CPU (small nets run faster
+        as one single-threaded stack per core than as one stack on all cores; README,
+        "Stacked training") and one on a GPU. The plan makes at least that many stacks."""
+        if self.requested_procs is not None:
+            return self.requested_procs
+        return 1 if execution.on_gpu(configs) else max(1, os.cpu_count() or 1)
 
     def budget(self, configs: Sequence[dict]) -> tuple[int | None, str]:
         """Bytes each stack may use (None: no limit) and the device they are counted on."""
@@ -347,6 +362,9 @@ class StackedSlurmLauncher(StackedLauncher):
 
     _EXECUTOR = "slurm"
     poll_s = 10.0  # seconds between looks at the jobs' states while waiting
+
+    def procs(self, configs: Sequence[dict]) -> int:
+        return 1  # each stack is a SLURM job of its own: no process split
 
     def budget(self, configs: Sequence[dict]) -> tuple[int | None, str]:
         if self.memory_gb is not None or not configs:

@@ -1,1 +1,11 @@
-"""Building blocks of the reglab-report static HTML page."""
+"""reglab-report and the notebook API: the papers' figures beside the published numbers.
+
+Layout: :mod:`.experiments` (one module per experiment, the registry; a sweep without one
+gets :mod:`.generic`), shared helpers :mod:`.stats` (mean ± s.d. over seeds, measured vs
+published), :mod:`.plotting`, :mod:`.history` (learning curves) and :mod:`.runinfo` (what a
+run was, from its recorded choices and config), reading runs :mod:`.sweeps` and
+:mod:`.results` (flat frames: ``reglab.results``, ``reglab.history``), the page
+:mod:`.sections`, :mod:`.tables`, :mod:`.html`, :mod:`.cli` (``reglab-report``),
+:mod:`.runs` (``reglab-runs``), :mod:`.published` (``published.yaml``) and
+:mod:`.illustrations`.
+"""

@@ -3,7 +3,9 @@
     reglab-runs                                   # every run under $REGLAB_LOG_DIR or logs/
     reglab-runs --experiment dropout_rate_fixed_n --where dropout.p_hidden=0.5
     reglab-runs --status failed --json | jq .
+    reglab-runs -e penalties --csv > penalties.csv      # every flat column
 
+Built on :func:`reglab.results` (:mod:`reglab.report.results`): the same rows and columns.
 ``--where KEY=VALUE`` keeps a run when one of its overrides is exactly ``KEY=VALUE``, its
 resolved config has ``VALUE`` at ``KEY`` (``0.5`` matches ``0.5`` and ``5e-1``), or it
 chose option ``VALUE`` in config group ``KEY`` (``--where corruption=random_labels``).
@@ -27,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reglab.report import sweeps as sw
+from reglab.report.results import results
 
 STATUS_STYLES = {
     "completed": "green",
@@ -66,16 +69,17 @@ def parse_where(items: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def matches(run: pd.Series, key: str, value: str) -> bool:
-    """Does the run have ``key=value`` as an override, config value or group choice?"""
-    overrides = run["overrides"] or []
-    if any(_same_override(o, key, value) for o in overrides):
-        return True
-    if str((run["choices"] or {}).get(key, "\0")) == value:
-        return True
-    missing = object()
-    actual = sw.config_value(run["config"], key, missing)
-    return actual is not missing and _same_value(actual, value)
+def matches(runs: pd.DataFrame, key: str, value: str) -> pd.Series:
+    """Per run of a :func:`~reglab.report.results.results` frame: is ``key=value`` one of its
+    overrides, the option it chose in group ``key``, or its config value at ``key``?"""
+    hit = runs["overrides"].map(lambda o: any(_same_override(x, key, value) for x in o or []))
+    choices = runs.attrs.get("choices", [])
+    for col in (key, f"{key} (choice)"):
+        if col in choices:
+            hit |= runs[col].map(lambda v: v is not None and str(v) == value)
+    if key in runs.attrs.get("config", []) or key in runs.attrs.get("metrics", []):
+        hit |= runs[key].map(lambda v: _present(v) and _same_value(v, value))
+    return hit.astype(bool)
 
 
 def filter_runs(
@@ -91,8 +95,14 @@ def filter_runs(
     if statuses:
         keep &= runs["status"].isin(statuses)
     for key, value in where:
-        keep &= runs.apply(lambda r, k=key, v=value: matches(r, k, v), axis=1).astype(bool)
-    return runs[keep]
+        keep &= matches(runs, key, value)
+    out = runs[keep]
+    out.attrs = dict(runs.attrs)
+    return out
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _same_override(override: str, key: str, value: str) -> bool:
@@ -128,14 +138,22 @@ def _parse(text: str) -> Any:
 
 def to_records(runs: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready dicts (no config or history: read summary.json at ``path`` for those)."""
+    choices, metrics = runs.attrs.get("choices", []), runs.attrs.get("metrics", [])
     records = []
     for _, run in runs.iterrows():
-        record = {k: _plain(run[k]) for k in JSON_FIELDS}
+        record = {k: _plain(run[k]) if k in run else None for k in JSON_FIELDS}
+        record["choices"] = {c: run[c] for c in choices if _present(run[c])}
         record["metrics"] = {
-            k: v for k, v in (run["metrics"] or {}).items() if isinstance(v, int | float | None)
+            m: _plain(run[m]) for m in metrics if isinstance(run[m], int | float | None)
         }
         records.append(record)
     return records
+
+
+def to_csv(runs: pd.DataFrame) -> str:
+    """Every flat column as CSV (overrides joined by spaces, lists as text)."""
+    out = runs.assign(overrides=runs["overrides"].map(lambda o: " ".join(o or [])))
+    return out.to_csv(index=False)
 
 
 def render_table(runs: pd.DataFrame, console: Console) -> None:
@@ -147,6 +165,7 @@ def render_table(runs: pd.DataFrame, console: Console) -> None:
     table.add_column("wall time", justify="right", no_wrap=True)
     table.add_column("when", no_wrap=True)
     for _, run in runs.iterrows():
+        when = run["when"]
         status = str(run["status"])
         table.add_row(
             str(run["experiment"] or "–"),
@@ -154,7 +173,9 @@ def render_table(runs: pd.DataFrame, console: Console) -> None:
             f"[{STATUS_STYLES.get(status, '')}]{status}[/]" if status in STATUS_STYLES else status,
             _number(run["test_error"], "{:.2f}"),
             _seconds(run["wall_time_s"]),
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(run["mtime"])) if run["mtime"] else "–",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(when.timestamp()))
+            if isinstance(when, pd.Timestamp)
+            else "–",
         )
     console.print(table)
 
@@ -213,17 +234,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="STATUS",
         help="completed, failed, diverged, interrupted, 'no summary' or 'not started'",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON records instead")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON records instead")
+    out.add_argument("--csv", action="store_true", help="print every flat column as CSV")
     args = parser.parse_args(argv)
     try:
         where = parse_where(args.where)
     except ValueError as error:
         parser.error(str(error))
-    runs = sw.find_runs(args.log_dirs or [sw.default_log_dir()])
+    runs = results(args.log_dirs or None)
     runs = filter_runs(runs, args.experiment, where, args.status)
-    runs = runs.sort_values(["experiment", "mtime"], kind="stable", na_position="last")
+    attrs = dict(runs.attrs)
+    runs = runs.sort_values(["experiment", "when"], kind="stable", na_position="last")
+    runs.attrs = attrs
     try:
-        if args.json:
+        if args.csv:
+            sys.stdout.write(to_csv(runs))
+        elif args.json:
             json.dump(to_records(runs), sys.stdout, indent=2, default=str)
             sys.stdout.write("\n")
         else:

@@ -33,6 +33,7 @@ from reglab.jobs import (
     override_key,
     skip_dir,
 )
+from reglab.rerun import HOW_KEYS
 from reglab.summary import SUMMARY
 
 NOT_STARTED = "not started"  # asked for by the sweep, but no job folder exists
@@ -41,10 +42,8 @@ INTERRUPTED = "interrupted"  # stopped (e.g. Ctrl-C, preemption); rerunning resu
 #: Statuses of jobs that have not ended: the sweep is not finished while any job has one.
 UNFINISHED = (NO_SUMMARY, NOT_STARTED, INTERRUPTED)
 
-#: Overrides that only say how or where a job ran, not what it computed.
-PLUMBING_KEYS = frozenset(
-    {"name", "experiment", "scale", "launcher", "trainer", "logger", "threads", "hydra"}
-)
+#: Overrides that only say how or where a job ran, not what it computed: the one list.
+PLUMBING_KEYS = frozenset(HOW_KEYS)
 
 #: Scalar metrics copied to their own columns (percent errors, nats, fractions, steps).
 METRIC_COLUMNS = (
@@ -62,6 +61,7 @@ METRIC_COLUMNS = (
 
 RUN_COLUMNS = (
     "experiment",
+    "scale",
     "status",
     "job",
     "overrides",
@@ -202,10 +202,12 @@ def read_sweep(root: str | Path, nested: Sequence[Path] = ()) -> Sweep:
             rows = [r for r in rows if job_key(r["overrides"], excluded) in expected]
             rows += [_not_started(o, root) for k, o in expected.items() if k not in keys]
     experiment = _experiment_name(rows, multirun, root)
+    scale = _scale(rows, multirun)
     for row in rows:
         row["experiment"] = row["experiment"] or experiment
+        row["scale"] = row["scale"] or scale
     runs = _frame(rows)
-    return Sweep(root, experiment, _scale(rows, multirun), runs, multirun, ignored)
+    return Sweep(root, experiment, scale, runs, multirun, ignored)
 
 
 def find_runs(roots: Iterable[str | Path]) -> pd.DataFrame:
@@ -258,6 +260,7 @@ def read_job(job: str | Path, sweep: Path | None) -> dict[str, Any]:
     metrics = summary.get("metrics") or {}
     row.update(
         experiment=summary.get("name"),
+        scale=(summary.get("choices") or {}).get("scale"),
         status=summary.get("status", "failed"),
         overrides=list(summary.get("overrides") or []),
         seed=summary.get("seed"),

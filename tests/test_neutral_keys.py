@@ -1,0 +1,52 @@
+"""One list of result-neutral keys (:data:`reglab.rerun.HOW_KEYS`): the sweep's job folder
+names (conf/config.yaml's exclude_keys), the rerun guard, the stacked launcher, the report
+and the test fixtures all use it."""
+
+from __future__ import annotations
+
+import yaml
+from conftest import CONF
+from report_fixtures import job_dirname
+
+from reglab import rerun, stacking
+from reglab.report import sweeps
+
+
+def test_exclude_keys_of_config_yaml_are_the_how_keys() -> None:
+    config = yaml.safe_load((CONF / "config.yaml").read_text(encoding="utf-8"))
+    exclude = config["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
+    assert len(exclude) == len(set(exclude)), "a key listed twice"
+    assert len(rerun.HOW_KEYS) == len(set(rerun.HOW_KEYS)), "a key listed twice"
+    missing, extra = set(rerun.HOW_KEYS) - set(exclude), set(exclude) - set(rerun.HOW_KEYS)
+    assert not missing and not extra, (
+        f"conf/config.yaml exclude_keys lacks {sorted(missing)} and has {sorted(extra)} "
+        "beyond reglab.rerun.HOW_KEYS: add a result-neutral key to both"
+    )
+
+
+def test_the_report_and_the_fixtures_use_the_list() -> None:
+    overrides = [
+        "name=x",
+        "experiment=x",
+        "launcher.n_jobs=2",
+        "compile=true",
+        "seed=1",
+        "checkpoint.every_n_steps=10",
+        "trainer=gpu",
+        "dropout.p_hidden=0.5",
+    ]
+    assert sweeps.short_overrides(overrides) == "seed=1,dropout.p_hidden=0.5"
+    assert job_dirname(overrides) == "dropout.p_hidden=0.5,seed=1"
+
+
+def test_a_choice_only_group_keeps_its_result_keys() -> None:
+    """trainer=gpu names the same job, but trainer.max_steps changes what it computes."""
+    old = {"trainer": {"max_steps": 100, "accelerator": "cpu"}, "checkpoint": {"keep": False}}
+    new = {"trainer": {"max_steps": 200, "accelerator": "gpu"}, "checkpoint": {"keep": True}}
+    assert rerun.changed_settings(old, new) == ["trainer.max_steps: 100 → 200"]
+    assert rerun.is_how_key("trainer.accelerator") and not rerun.is_how_key("trainer.max_steps")
+    base = {"seed": 0, "trainer": {"max_steps": 100, "accelerator": "cpu"}, "threads": 1}
+    assert stacking.stack_key(base) == stacking.stack_key(base | {"threads": 4})
+    assert stacking.stack_key(base) != stacking.stack_key(
+        base | {"trainer": {"max_steps": 200, "accelerator": "cpu"}}
+    )
