@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from reglab.report import published as pub
 from reglab.report.plotting import FigureReport, new_figure
@@ -177,7 +178,9 @@ def _figure(grid: pd.DataFrame, chosen: pd.DataFrame) -> Figure:
     ax_test.set_xlabel("test error %")
     ax_test.set_title("test error at each method's best validation setting")
     ax_test.grid(alpha=0.3, axis="x")
-    ax_test.legend(fontsize=8, loc="lower right")
+    top = np.nanmax([*(ran[MEASURED] + ran["sd"].fillna(0.0)), *ran["published"], 1.0])
+    ax_test.set_xlim(0.0, 1.45 * top)  # room for the legend right of the bars
+    ax_test.legend(fontsize=8, loc="upper right")
     names = dict(zip(chosen["arm"], chosen["method"], strict=True))
     arms = sorted(grid["arm"].unique(), key=_order)
     for i, arm in enumerate(arms):
@@ -201,7 +204,12 @@ def _figure(grid: pd.DataFrame, chosen: pd.DataFrame) -> Figure:
         )  # fmt: skip
     ax_val.set_xticks(range(len(STRENGTHS)), STRENGTHS)
     ax_val.set_xlabel("strength in the arm's grid (weak → strong regularization)")
-    ax_val.set_ylabel("validation error %")
+    ax_val.set_yscale("log")  # a setting that does not learn (~90 %) beside ones near 3 %
+    low, high = ax_val.get_ylim()
+    ax_val.set_yticks([v for v in (1, 2, 3, 4, 5, 7, 10, 20, 50, 100) if low <= v <= high])
+    ax_val.yaxis.set_major_formatter(ScalarFormatter())
+    ax_val.yaxis.set_minor_formatter(NullFormatter())
+    ax_val.set_ylabel("validation error % (log scale)")
     ax_val.set_title("the choice: validation error of every setting (circled: chosen)")
     ax_val.grid(alpha=0.3)
     ax_val.legend(fontsize=8)
