@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from reglab import jobs
 from reglab.report import published as pub
 from reglab.rerun import HOW_KEYS
 
@@ -28,8 +29,7 @@ Job = dict[str, Any]
 def job_dirname(overrides: list[str]) -> str:
     """Hydra's override_dirname: sorted ``k=v`` joined by ',', result-neutral keys
     (:data:`reglab.rerun.HOW_KEYS`, conf/config.yaml's exclude_keys) left out."""
-    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in HOW_KEYS]
-    return ",".join(sorted(kept))
+    return jobs.job_dirname(overrides, HOW_KEYS)
 
 
 def make_sweep(

@@ -142,8 +142,9 @@ def test_bad_input_is_one_line_before_training(tmp_path, overrides, message):
 
 @pytest.mark.parametrize("overrides", ["dropout.p_hidden=1.5", "data.crop=0 seed=3"])
 def test_bad_config_leaves_no_run_directory(tmp_path, overrides):
-    """Config errors stop before Hydra creates the run directory (data errors come later,
-    when the data is read, and leave only Hydra's .hydra/ and an empty log)."""
+    """Config errors stop before Hydra creates the run directory (so do crop and subset
+    sizes and missing files; only a corrupted file is found later, when the data is read,
+    and leaves Hydra's .hydra/ and an empty log)."""
     run_dir = tmp_path / "bad"
     result = run_cli(*overrides.split(), f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 2 and "reglab: error: " in result.stderr

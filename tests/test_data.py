@@ -178,3 +178,62 @@ def test_fashion_mnist_loads_from_torchvision_layout(tmp_path):
     data = load("fashion_mnist", tmp_path, download=False)
     assert data.train.images.shape == (60, 1, 28, 28) and data.test.images.shape == (10, 1, 28, 28)
     assert data.train.images.dtype == torch.uint8 and data.num_classes == 10
+
+
+def test_the_light_data_set_facts_match_the_loaded_data(data_dir, tmp_path):
+    """reglab.config_keys describes each data set for validation without torch: its sizes
+    and side (checked on MNIST and digits here) and the files torchvision reads (a
+    Fashion-MNIST stand-in made of exactly DATASET_FILES loads)."""
+    from reglab.config_keys import DATASET_FILES, DATASET_SHAPES
+
+    for name, root in (("mnist", data_dir), ("digits", tmp_path)):
+        raw = load(name, root, download=False)
+        n_train, n_test, side = DATASET_SHAPES[name]
+        assert (len(raw.train), len(raw.test)) == (n_train, n_test)
+        assert raw.train.images.shape[-2:] == (side, side)
+    assert all((data_dir / f).is_file() for f in DATASET_FILES["mnist"])
+    for f in DATASET_FILES["fashion_mnist"]:
+        path = tmp_path / f
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = 60 if "train" in f else 10
+        images = "images" in f
+        import numpy as np
+
+        _write_idx(path, np.zeros((n, 28, 28) if images else (n,)))
+    assert len(load("fashion_mnist", tmp_path, download=False).train) == 60
+
+
+def _stack_inputs(data, steps: list[int]) -> list[torch.Tensor]:
+    """Every member's training batch at ``steps`` and its inputs of each evaluated split."""
+    data._orders = [(-1, None)] * len(steps)
+    x, _ = data.train_batch(steps, torch.tensor(steps), data.batch_size)
+    members = torch.arange(len(steps))
+    splits = ("test", "val", "train_eval")
+    return [x] + [torch.cat([b[0] for b in data.eval_batches(s, members)], 1) for s in splits]
+
+
+@pytest.mark.parametrize("normalize", ["per_image", "unit", "standardize"])
+def test_stack_inputs_computed_once_equal_the_per_batch_ones(data_dir, normalize):
+    """StackData normalizes the test set once per stack and reads per-image statistics
+    instead of reducing each batch; every member's inputs stay bitwise what a per-batch
+    computation gives, with private images (random pixels) and without a shared test set
+    (shuffled pixels permute the test images too)."""
+    from reglab.data import RandomPixels, ShuffledPixels
+    from reglab.data.stack import StackData
+
+    raw = load("mnist", data_dir, download=False)
+    for corruptions in ((None, RandomPixels(), PartialLabels(q=0.5)), (None, ShuffledPixels())):
+        modules = [
+            TensorDataModule("mnist", str(data_dir), download=False, train_size=500,
+                             batch_size=50, normalize=normalize, seed=seed, corruption=c)
+            .load(raw)
+            for seed, c in enumerate(corruptions)
+        ]  # fmt: skip
+        data = StackData(modules, raw, torch.device("cpu"))
+        steps = [3, 7, 9][: len(modules)]
+        once = _stack_inputs(data, steps)
+        shared = "test" in data._shared
+        assert shared == (normalize != "standardize" and len(modules) == 3)
+        data.same_constants, data._shared = False, {}  # the per-batch computation
+        for a, b in zip(once, _stack_inputs(data, steps), strict=True):
+            assert torch.equal(a, b)

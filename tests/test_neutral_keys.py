@@ -50,3 +50,15 @@ def test_a_choice_only_group_keeps_its_result_keys() -> None:
     assert stacking.stack_key(base) != stacking.stack_key(
         base | {"trainer": {"max_steps": 200, "accelerator": "cpu"}}
     )
+
+
+def test_an_excluded_key_covers_the_keys_below_it_except_a_choice_only_group() -> None:
+    """conf/config.yaml names job folders with reglab.jobs.job_dirname: ``+meta.note=x``
+    and ``paths.log_dir=...`` name no folder, ``trainer.max_steps`` does, ``trainer=gpu``
+    does not; ``model.hidden`` is not below ``model.h``."""
+    from reglab.jobs import job_dirname
+
+    overrides = ["+meta.note=x", "meta.tags=[a]", "launcher.foo=1", "trainer=gpu",
+                 "trainer.max_steps=5", "seed=1", "scale=quick", "model.hidden=[3]"]  # fmt: skip
+    assert job_dirname(overrides, rerun.HOW_KEYS) == "model.hidden=[3],seed=1,trainer.max_steps=5"
+    assert job_dirname(overrides, ["model.h"]) == ",".join(sorted(overrides))

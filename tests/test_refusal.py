@@ -56,6 +56,8 @@ def assert_refused(result: subprocess.CompletedProcess, cwd: Path, *parts: str) 
         (["dropout.p_hidden=1.5"], 2),
         (["model.hiden=3"], 2),
         (["model=foo"], 2),
+        (["data.crop=29"], 2),
+        (["data.root=/nonexistent", "data.download=false"], 2),
         (["regularizer=l2", "regularizer.lam=inf"], 2),
         (["--help"], 0),
         (["--cfg", "job"], 0),
@@ -75,6 +77,12 @@ REFUSED = [
     ("regularizer=l2 regularizer.lam=inf", "regularizer.lam=inf: must be a finite number"),
     ("optimizer.lr=nan", "optimizer.lr=nan: must be a finite number"),
     ("+meta.score=-inf", "meta.score=-inf: must be a finite number"),
+    ("++foo.bar=1", "foo.bar=1: not read by reglab"),  # ++ adds a key the config lacks
+    ("data.crop=29", "data.crop=29: must be <= 28 (image size)"),  # data facts, no torch
+    ("data.val_size=60000", "data.val_size=60000: must be < 60000 (mnist train size)"),
+    ("data.train_size=50001", "data.train_size=50001: must be in [1, 50000]"),
+    ("data=cifar10 data.crop=33", "data.crop=33: must be <= 32"),
+    ("data.root=/nonexistent data.download=false", "data.root=/nonexistent: MNIST not found"),
     ("scheduler=step scheduler.step_size=0", "scheduler.step_size=0: must be an integer > 0"),
     ("scheduler=step scheduler.step_size=2.5", "scheduler.step_size=2.5: must be an integer"),
     ("scheduler=step scheduler.gamma=0", "scheduler.gamma=0: must be a factor in (0, 1]"),
@@ -150,14 +158,17 @@ def test_meta_is_allowed_recorded_and_result_neutral(tmp_path, data_dir):
     summary = read_summary(run_dir)
     assert summary["status"] == "completed"
     assert summary["meta"] == {"note": "hello", "tags": ["a", "b"]}
-    # a sweep: meta stays out of the job folder's name (one override: +meta={...})
+    # a sweep: meta, and every key below it, stays out of the job folder's name, so a
+    # rerun with another note (stacked, here) finds the completed job and skips it
     sweep = tmp_path / "sweep"
-    result = reglab_train(
-        "-m", *tiny, "seed=0", "+meta={note:hi}", f"hydra.sweep.dir={sweep}", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    [job] = [p.parent for p in sweep.glob("*/summary.json")]
-    assert "meta" not in job.name and read_summary(job)["meta"] == {"note": "hi"}
+    for note, launcher in (("+meta={note:hi}", "local"), ("+meta.note=later", "stacked")):
+        result = reglab_train(
+            "-m", *tiny, "seed=0", note, f"launcher={launcher}", f"hydra.sweep.dir={sweep}",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        [job] = [p.parent for p in sweep.glob("*/summary.json")]
+        assert "meta" not in job.name and read_summary(job)["meta"] == {"note": "hi"}
 
 
 def test_meta_is_neutral_for_the_rerun_guard_and_stacks():
@@ -222,3 +233,14 @@ def test_every_target_in_conf_is_listed_and_the_top_level_keys_are_known():
     keys = set(compose_config().keys())
     assert keys <= set(config_keys.TOP_KEYS)
     assert set(config_keys.TOP_KEYS) - {"meta"} <= keys
+
+
+def test_force_add_of_an_existing_key_is_accepted():
+    """``++key=value`` sets a key the config has (as ``key=value`` would); only a key it
+    adds is checked as ``+key`` is."""
+    from reglab.precheck import precheck
+    from reglab.train import CONFIG_DIR
+
+    precheck(CONFIG_DIR, ["++seed=3", "++checkpoint.keep=true", "++model.hidden=[8]"])
+    with pytest.raises(ConfigError, match=re.escape("checkpoint.kept=True: not read by reglab")):
+        precheck(CONFIG_DIR, ["++checkpoint.kept=true"])

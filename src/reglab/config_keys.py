@@ -13,6 +13,27 @@ from __future__ import annotations
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10", "digits")
 ACTIVATION_NAMES = ("relu", "sigmoid", "tanh")
 
+#: Each data set's training and test images and their side (reglab.data.sources loads
+#: them; tests/test_data.py checks these against the loaded data where it is on disk).
+DATASET_SHAPES = {
+    "mnist": (60000, 10000, 28),
+    "fashion_mnist": (60000, 10000, 28),
+    "cifar10": (50000, 10000, 32),
+    "digits": (1437, 360, 8),  # scikit-learn's 1,797, the last 20 % as the test split
+}
+_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte")  # fmt: skip
+#: The files torchvision needs under ``data.root`` (digits comes with scikit-learn).
+DATASET_FILES = {
+    "mnist": tuple(f"MNIST/raw/{f}" for f in _IDX),
+    "fashion_mnist": tuple(f"FashionMNIST/raw/{f}" for f in _IDX),
+    "cifar10": tuple(
+        f"cifar-10-batches-py/{f}"
+        for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+    ),
+    "digits": (),
+}
+
 #: The torch.optim classes reglab has member-aware versions of (reglab.run.MEMBER_OPTIMIZERS).
 OPTIMIZER_TARGETS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW")
 

@@ -170,3 +170,38 @@ def probe_members(net: nn.Module, x: torch.Tensor, members: torch.Tensor) -> lis
             columns[f"probe/last_preact_p{p}"] = q[i]
     host = {key: values.tolist() for key, values in columns.items()}
     return [{key: values[i] for key, values in host.items()} for i in range(len(members))]
+
+
+def final_metrics(stack, ks: list[int]) -> list[dict]:
+    """Errors (%) and losses on every split, zero-weight fraction, label noise and probe of
+    the final weights of members ``ks`` of ``stack`` (:class:`reglab.training.Stack`), in
+    eval mode. What the evaluation row of their last step already holds (same weights, same
+    arithmetic) is read from it; the rest is evaluated for all of ``ks`` at once."""
+    data, rows = stack.data, [stack.members[k].rows[stack.members[k].step] for k in ks]
+    out: list[dict] = [{} for _ in ks]
+    for split, name in (("train", "train_eval"), ("val", "val"), ("test", "test")):
+        todo = [
+            i for i, k in enumerate(ks) if data.sizes[split][k] and f"{name}/error" not in rows[i]
+        ]
+        if todo:
+            idx = torch.tensor([ks[i] for i in todo], device=stack.device)
+            for i, loss, error in zip(
+                todo, *evaluate_members(stack.net, data, name, idx), strict=True
+            ):
+                rows[i] = rows[i] | {f"{name}/loss": loss, f"{name}/error": error}
+        for i, k in enumerate(ks):
+            has = data.sizes[split][k] > 0
+            out[i][f"{split}_error"] = rows[i][f"{name}/error"] if has else None
+            out[i][f"{split}_loss"] = rows[i][f"{name}/loss"] if has else None
+    mc = [i for i, k in enumerate(ks) if stack.members[k].cfg.dropout.mc_samples]
+    if mc:  # the members of a stack share mc_samples (it is not stackable)
+        samples = stack.members[ks[mc[0]]].cfg.dropout.mc_samples
+        idx = torch.tensor([ks[i] for i in mc], device=stack.device)
+        losses, errors = evaluate_members(stack.net, data, "test", idx, samples)
+        for i, loss, error in zip(mc, losses, errors, strict=True):
+            out[i]["test_error_mc"], out[i]["test_loss_mc"] = error, loss
+    for i, k in enumerate(ks):
+        out[i]["zero_weight_fraction"] = rows[i]["weights/zero_fraction"]
+        out[i]["label_noise_fraction"] = data.label_noise[k]
+        out[i] |= {key: v for key, v in rows[i].items() if key.startswith(("act/", "probe/"))}
+    return out

@@ -60,14 +60,37 @@ def dirname_excluded(multirun: dict[str, Any]) -> frozenset[str]:
     return frozenset(str(k) for k in node) if isinstance(node, list) else frozenset()
 
 
+#: Groups whose *choice* is result-neutral (``trainer=gpu`` names the same job as
+#: ``trainer=cpu``) although keys below them are not (``trainer.max_steps``).
+CHOICE_ONLY = frozenset({"trainer"})
+
+
+def is_excluded(key: str, excluded: Iterable[str]) -> bool:
+    """Is the override key ``key`` left out of job folder names? An excluded key covers
+    the keys below it (``meta`` → ``meta.note``), except a :data:`CHOICE_ONLY` group's.
+
+    Hydra's own ``exclude_keys`` matches exactly; ``hydra.sweep.subdir`` in
+    conf/config.yaml names folders with :func:`job_dirname`, which uses this rule.
+    """
+    return any(key == ex or (ex not in CHOICE_ONLY and key.startswith(f"{ex}.")) for ex in excluded)
+
+
+def job_dirname(overrides: Iterable[str], excluded: Iterable[str]) -> str:
+    """A job's folder name: its overrides sorted and joined by ``,``, the excluded keys
+    left out (as Hydra's ``override_dirname``, with :func:`is_excluded`'s prefix rule)."""
+    excluded = list(excluded)
+    kept = [str(o) for o in overrides if not is_excluded(override_key(str(o)), excluded)]
+    return ",".join(sorted(kept))
+
+
 def job_key(overrides: Iterable[str], excluded: Iterable[str] = ()) -> frozenset[str]:
     """A job's identity: its overrides in any order, less the ``excluded`` keys.
 
     With the keys left out of folder names excluded, two runs share a key exactly when
     they share a job folder: a rerun with another ``paths.log_dir`` is the same job.
     """
-    excluded = frozenset(excluded)
-    return frozenset(str(o) for o in overrides if override_key(str(o)) not in excluded)
+    excluded = list(excluded)
+    return frozenset(str(o) for o in overrides if not is_excluded(override_key(str(o)), excluded))
 
 
 def load_yaml(path: Path) -> Any:

@@ -84,6 +84,22 @@ def usage(config_dir: str, args: list[str]) -> str:
     return _USAGE.format(groups="\n".join(groups), config=OmegaConf.to_yaml(cfg))
 
 
+def _force_added(config_dir: str, fixed: list[str]) -> list[str]:
+    """The keys ``++key=value`` overrides add (keys the config lacks without them), which
+    are then checked as ``+key`` ones are; a ``++`` that sets an existing key is fine."""
+    force = [o for o in fixed if o.startswith("++")]
+    if not force:
+        return []
+    rest = [o for o in fixed if not o.startswith("++")]
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        base = compose("config", overrides=rest)
+    keys = [o[2:].split("=", 1)[0] for o in force]
+    return [k for k in keys if OmegaConf.select(base, k, default=_MISSING) is _MISSING]
+
+
+_MISSING = object()
+
+
 def precheck(config_dir: str, args: list[str]) -> None:
     """Raise :class:`ConfigError` if Hydra would refuse ``args`` or could not write."""
     if any(a.startswith("-") and a not in _MULTIRUN for a in args):
@@ -97,7 +113,7 @@ def precheck(config_dir: str, args: list[str]) -> None:
             cfg = compose("config", overrides=fixed, return_hydra_config=True)
     except Exception as error:
         raise ConfigError(_one_line(str(error))) from None
-    added = added_keys(fixed)
+    added = added_keys(fixed) + _force_added(config_dir, fixed)
     choices = list(OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or ())
     if multirun:
         check_structure(cfg, added, choices)

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from reglab import jobs
 from reglab.locks import LOCK
 
 SUPERSEDED = ".superseded"
@@ -24,9 +25,9 @@ SUPERSEDED = ".superseded"
 #: job folder names (``hydra.job.config.override_dirname.exclude_keys`` in
 #: conf/config.yaml must equal it: tests/test_neutral_keys.py), the stacked launcher
 #: (:func:`reglab.stacking.stack_key`), the report and the test fixtures. Entries are
-#: override keys, as Hydra's exclude_keys matches them (exactly); on a resolved config an
-#: entry also covers every key below it (``paths`` → ``paths.log_dir``), except for the
-#: groups in :data:`CHOICE_ONLY`.
+#: override keys; an entry also covers every key below it (``meta`` → ``meta.note``,
+#: ``paths`` → ``paths.log_dir``), except for the groups in :data:`CHOICE_ONLY`
+#: (:func:`reglab.jobs.is_excluded`, which names job folders).
 HOW_KEYS = (
     "experiment",
     "scale",
@@ -66,10 +67,8 @@ HOW_KEYS = (
     "trainer.log_every_n_steps",
 )
 
-#: Config groups whose *choice* is neutral (``trainer=gpu`` names the same job folder as
-#: ``trainer=cpu``) although some of their keys are not (``trainer.max_steps``): on a
-#: resolved config only their keys listed in :data:`HOW_KEYS` are neutral.
-CHOICE_ONLY = frozenset({"trainer"})
+#: on a resolved config only the keys of these groups listed in :data:`HOW_KEYS` are neutral.
+CHOICE_ONLY = jobs.CHOICE_ONLY
 
 #: :data:`HOW_KEYS` as prefixes of resolved-config keys (the :data:`CHOICE_ONLY` groups left out).
 HOW_CONFIG_KEYS = tuple(k for k in HOW_KEYS if k not in CHOICE_ONLY)

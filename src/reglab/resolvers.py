@@ -22,6 +22,16 @@ def updates_for(
     return updates if at_most is None else min(int(at_most), updates)
 
 
+def job_dir(task, excluded) -> str:
+    """``hydra.sweep.subdir``: the job's folder name from its overrides (``task``), the
+    result-neutral ``excluded`` keys and the keys below them left out
+    (:func:`reglab.jobs.job_dirname`; ``+meta.note=x`` names no folder)."""
+    from reglab.jobs import job_dirname
+
+    return job_dirname(list(task or []), list(excluded or []))
+
+
 def register() -> None:
-    if not OmegaConf.has_resolver("reglab.updates_for"):
-        OmegaConf.register_new_resolver("reglab.updates_for", updates_for)
+    for name, function in (("reglab.updates_for", updates_for), ("reglab.job_dir", job_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

@@ -365,34 +365,6 @@ def _stack_id(members: list[Member]) -> str:
     return hashlib.sha1(names.encode()).hexdigest()[:8]
 
 
-def final_metrics(stack: Stack, k: int) -> dict:
-    """Errors (%) and losses of member k's final weights on every split, in eval mode."""
-    idx = torch.tensor([k], device=stack.device)
-    data = stack.data
-    metrics: dict[str, float | int | None] = {}
-    for split in ("train", "val", "test"):
-        if data.sizes[split][k]:
-            name = "train_eval" if split == "train" else split
-            (loss,), (error,) = _evaluate(stack, name, idx)
-            metrics[f"{split}_error"], metrics[f"{split}_loss"] = error, loss
-        else:
-            metrics[f"{split}_error"] = metrics[f"{split}_loss"] = None
-    mc = stack.members[k].cfg.dropout.mc_samples
-    if mc:
-        (loss,), (error,) = _evaluate(stack, "test", idx, mc)
-        metrics["test_error_mc"], metrics["test_loss_mc"] = error, loss
-    metrics["zero_weight_fraction"] = stack.zero_fractions(idx)[0]
-    metrics["label_noise_fraction"] = data.label_noise[k]
-    metrics |= stack._probe(idx, stack.s.probe_size)[0]
-    return metrics
-
-
-def _evaluate(stack: Stack, split: str, idx: torch.Tensor, mc: int = 0):
-    from reglab.evaluation import evaluate_members
-
-    return evaluate_members(stack.net, stack.data, split, idx, mc)
-
-
 def _overrides() -> list[str]:
     """The command-line overrides of this job (its sweep point)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

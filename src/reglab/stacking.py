@@ -209,11 +209,11 @@ def estimate_bytes(config: Mapping[str, Any]) -> int:
 
 def estimate_shared_bytes(config: Mapping[str, Any]) -> int:
     """Bytes a stack holds once, whatever its size: the uint8 base images and labels of
-    every split, and the float32 probe images."""
+    every split with each image's mean and std, and the normalized float32 test set
+    (:class:`reglab.data.stack.StackData`), of which the probe images are a view."""
     n_train, n_test, (c, h, w) = _data_shape(config)
     pixels = c * h * w
-    probe = int(config.get("probe_size") or 0) * pixels * FLOAT
-    return (n_train + n_test) * (pixels + 8) + probe
+    return (n_train + n_test) * (pixels + 8 + 2 * FLOAT) + n_test * pixels * FLOAT
 
 
 # -- planning -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from reglab.cadence import Cadence
 from reglab.data.stack import StackData
-from reglab.evaluation import evaluate_members, probe_members
+from reglab.evaluation import evaluate_members, final_metrics, probe_members
 from reglab.member import Member
 from reglab.models.stack import MemberNet, select_parameters
 from reglab.optim import MemberSchedules, momentum_at
@@ -338,15 +338,16 @@ class Stack:
         """Final metrics and summaries of the members in ``ended``, which leave the stack."""
         if not ended:
             return
-        from reglab.run import final_metrics  # one function for every member's end
-
+        good = [k for k in ended if self.members[k].status in ("running", "fitted")]
+        unevaluated = [k for k in good if self.members[k].step not in self.members[k].rows]
+        if unevaluated:  # stopped between evaluations
+            self._evaluate(unevaluated)
+        finals = dict(zip(good, final_metrics(self, good), strict=True)) if good else {}
         for k in ended:
             m = self.members[k]
             metrics: dict = {}
-            if m.status in ("running", "fitted"):
-                if m.step not in m.rows:  # stopped between evaluations
-                    self._evaluate([k])
-                metrics = final_metrics(self, k)
+            if k in finals:
+                metrics = finals[k]
                 if not math.isfinite(metrics["train_loss"]):
                     m.status, m.error = (
                         "diverged",

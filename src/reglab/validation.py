@@ -12,13 +12,16 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from reglab.config_keys import (
     ACTIVATION_NAMES,
+    DATASET_FILES,
     DATASET_NAMES,
+    DATASET_SHAPES,
     MOMENTUM_RAMP_KEYS,
     OPTIMIZER_TARGETS,
     TARGET_KEYS,
@@ -337,6 +340,36 @@ def validate(cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] 
             _check_keys(f"logger.{name}", node)
     if isinstance(cfg.get("trainer"), DictConfig):
         _check_trainer(cfg.trainer)
+    if isinstance(cfg.get("data"), DictConfig):
+        check_data(cfg.data)
     steps, epochs = cfg.trainer.get("max_steps", -1), cfg.trainer.get("max_epochs", None)
     if steps == -1 and epochs in (None, -1):
         raise ConfigError("trainer.max_epochs / trainer.max_steps: set at least one limit")
+
+
+def check_data(data: DictConfig) -> None:
+    """What depends on the data set, known without loading it: crop, hold-out and subset
+    sizes against its shape (:data:`~reglab.config_keys.DATASET_SHAPES`), and its files
+    when nothing may be downloaded."""
+    name = data.get("name")
+    if name not in DATASET_SHAPES:
+        return
+    n_train, _, side = DATASET_SHAPES[name]
+    crop, val, size = data.get("crop"), data.get("val_size", 0), data.get("train_size")
+    if crop is not None and crop > side:
+        raise ConfigError(f"data.crop={crop}: must be <= {side} (image size)")
+    if val > n_train - 1:
+        raise ConfigError(f"data.val_size={val}: must be < {n_train} ({name} train size)")
+    if size is not None and size > n_train - val:
+        raise ConfigError(
+            f"data.train_size={size}: must be in [1, {n_train - val}] "
+            f"({name} minus data.val_size={val})"
+        )
+    root = Path(str(data.get("root"))).expanduser()
+    missing = [f for f in DATASET_FILES[name] if not (root / f).is_file()]
+    if missing and not data.get("download", True):
+        raise ConfigError(
+            f"data.root={root}: {missing[0].split('/')[0]} not found there ({missing[0]} "
+            f"missing); set data.download=true or put the files there (env REGLAB_DATA_DIR "
+            "sets the root)"
+        )

@@ -79,6 +79,16 @@ class StackData:
         self._orders: list[tuple[int, torch.Tensor]] = [(-1, torch.empty(0))] * len(members)
         self._order_rows = torch.zeros_like(self.rows["train"])
         self._order_labels = torch.zeros_like(self.labels["train"])
+        # Inputs that do not depend on the member, computed once: with the same constants
+        # for all (unit, per_image), the test set is normalized once for the stack's life,
+        # and per-image whitening reads each base image's mean and std instead of reducing
+        # every batch.
+        self.same_constants = bool(
+            torch.equal(self.scale, self.scale[:1].expand_as(self.scale))
+            and torch.equal(self.shift, self.shift[:1].expand_as(self.shift))
+        )
+        self._shared: dict[str, torch.Tensor] = {}
+        self._image_stats: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.order_seeds)
@@ -134,7 +144,7 @@ class StackData:
         index = starts.unsqueeze(1) + torch.arange(length, device=self.device)
         rows = self._order_rows.gather(1, index)
         labels = self._order_labels.gather(1, index)
-        return self.to_input(self._images(rows)), labels
+        return self.to_input(self._images(rows), rows=rows), labels
 
     # -- evaluation batches ----------------------------------------------------------------
     def eval_batches(
@@ -149,12 +159,37 @@ class StackData:
             n = min(n, limit)
         rows_all = self.rows[source].index_select(0, members)
         labels_all = self.labels[source].index_select(0, members)
+        shared = self._shared_inputs(source)
         chunk = chunk or self.eval_batch_size
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             rows, labels = rows_all[:, start:stop], labels_all[:, start:stop]
             valid = torch.arange(start, stop, device=self.device) < sizes.unsqueeze(1)
-            yield self.to_input(self._images(rows), members), labels, valid
+            if shared is not None:  # one copy, every member's view of it
+                x = shared[:, start:stop].expand(len(members), -1, -1, -1, -1)
+            else:
+                x = self.to_input(self._images(rows), members, rows=rows)
+            yield x, labels, valid
+
+    def _shared_inputs(self, split: str) -> torch.Tensor | None:
+        """The test set's inputs (1, N, C, H, W), normalized once, if every member has
+        its rows (no pixel corruption of test images) and the same constants; else None.
+        The same values ``to_input`` gives (``stacking.estimate_shared_bytes`` counts them)."""
+        if split != "test":
+            return None
+        if split not in self._shared:
+            rows = self.rows[split]
+            n = min(self.sizes[split], default=0)
+            if not (self.same_constants and n and n == max(self.sizes[split])):
+                return None
+            if not torch.equal(rows, rows[:1].expand_as(rows)):
+                return None
+            first = torch.zeros(1, dtype=torch.int64, device=self.device)
+            self._shared[split] = torch.cat([
+                self.to_input(self._images(r), first, rows=r)
+                for r in rows[:1, :n].split(self.eval_batch_size, dim=1)
+            ], dim=1)  # fmt: skip
+        return self._shared[split]
 
     # -- images ----------------------------------------------------------------------------
     def _images(self, rows: torch.Tensor) -> torch.Tensor:
@@ -162,9 +197,15 @@ class StackData:
         k, b = rows.shape
         return self.base.index_select(0, rows.reshape(-1)).view(k, b, *self.base.shape[1:])
 
-    def to_input(self, images: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+    def to_input(
+        self,
+        images: torch.Tensor,
+        members: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Pixels (K, B, C, H, W) → normalized float32, each member with its own constants
-        (as ``TensorDataModule.to_input`` does for one member)."""
+        (as ``TensorDataModule.to_input`` does for one member); ``rows``: the base rows
+        they came from, whose per-image statistics are then read, not recomputed."""
         scale, shift = self.scale, self.shift
         if members is not None:
             scale, shift = scale.index_select(0, members), shift.index_select(0, members)
@@ -172,8 +213,30 @@ class StackData:
         x = images.to(torch.float32)
         x = x.mul_(scale.view(shape)) if images.dtype == torch.uint8 else x * scale.view(shape)
         if self.normalize == "per_image":  # Zhang et al. App. A: per-image whitening
-            flat = x.flatten(2)
-            std = flat.std(dim=2).clamp_min(1.0 / flat.shape[2] ** 0.5)
-            mean = flat.mean(dim=2)
-            return (x - mean.view(*mean.shape, 1, 1, 1)) / std.view(*std.shape, 1, 1, 1)
+            if rows is not None and self.same_constants:
+                means, stds = self.image_stats()
+                mean, std = means[rows], stds[rows]
+            else:
+                mean, std = per_image_stats(x)
+            return x.sub_(mean.view(*mean.shape, 1, 1, 1)).div_(std.view(*std.shape, 1, 1, 1))
         return x.add_(shift.view(shape))
+
+    def image_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each base image's mean and (clamped) std on the input scale, computed once."""
+        if self._image_stats is None:
+            scale = self.scale[:1].view(1, 1, -1, 1, 1)
+            parts = [
+                per_image_stats(chunk.unsqueeze(0).to(torch.float32).mul_(scale))
+                for chunk in self.base.split(self.eval_batch_size)
+            ]
+            self._image_stats = (
+                torch.cat([m[0] for m, _ in parts]),
+                torch.cat([s[0] for _, s in parts]),
+            )
+        return self._image_stats
+
+
+def per_image_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of each image of ``x`` (K, B, C, H, W), the std at least 1/√pixels."""
+    flat = x.flatten(2)
+    return flat.mean(dim=2), flat.std(dim=2).clamp_min(1.0 / flat.shape[2] ** 0.5)
