@@ -217,12 +217,17 @@ def test_stack_inputs_computed_once_equal_the_per_batch_ones(data_dir, normalize
     """StackData normalizes the test set once per stack and reads per-image statistics
     instead of reducing each batch; every member's inputs stay bitwise what a per-batch
     computation gives, with private images (random pixels) and without a shared test set
-    (shuffled pixels permute the test images too)."""
-    from reglab.data import RandomPixels, ShuffledPixels
+    (shuffled pixels permute the test images too), and with a float32 base (Gaussian
+    pixels), which the statistics must not change."""
+    from reglab.data import GaussianPixels, RandomPixels, ShuffledPixels
     from reglab.data.stack import StackData
 
     raw = load("mnist", data_dir, download=False)
-    for corruptions in ((None, RandomPixels(), PartialLabels(q=0.5)), (None, ShuffledPixels())):
+    for corruptions in (
+        (None, RandomPixels(), PartialLabels(q=0.5)),
+        (None, ShuffledPixels()),
+        (None, GaussianPixels()),
+    ):
         modules = [
             TensorDataModule("mnist", str(data_dir), download=False, train_size=500,
                              batch_size=50, normalize=normalize, seed=seed, corruption=c)
@@ -232,8 +237,12 @@ def test_stack_inputs_computed_once_equal_the_per_batch_ones(data_dir, normalize
         data = StackData(modules, raw, torch.device("cpu"))
         steps = [3, 7, 9][: len(modules)]
         once = _stack_inputs(data, steps)
+        base = data.base.clone()
+        once = once + _stack_inputs(data, steps)  # twice: nothing computed once drifts
+        assert torch.equal(data.base, base)
         shared = "test" in data._shared
-        assert shared == (normalize != "standardize" and len(modules) == 3)
+        own_test = any(isinstance(c, ShuffledPixels) for c in corruptions)
+        assert shared == (normalize != "standardize" and not own_test)
         data.same_constants, data._shared = False, {}  # the per-batch computation
-        for a, b in zip(once, _stack_inputs(data, steps), strict=True):
+        for a, b in zip(once, 2 * _stack_inputs(data, steps), strict=True):
             assert torch.equal(a, b)

@@ -225,8 +225,8 @@ class StackData:
         """Each base image's mean and (clamped) std on the input scale, computed once."""
         if self._image_stats is None:
             scale = self.scale[:1].view(1, 1, -1, 1, 1)
-            parts = [
-                per_image_stats(chunk.unsqueeze(0).to(torch.float32).mul_(scale))
+            parts = [  # out of place: a float32 base (Gaussian pixels) must stay as it is
+                per_image_stats(chunk.unsqueeze(0).to(torch.float32) * scale)
                 for chunk in self.base.split(self.eval_batch_size)
             ]
             self._image_stats = (
