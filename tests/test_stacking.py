@@ -186,16 +186,38 @@ def test_plan_respects_max_members_and_memory(penalties):
     assert stacking.plan_stacks(mixed, 64, None) == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
 
 
-def test_plan_halves_the_largest_stack_until_every_process_has_one(penalties):
+def test_plan_halves_stacks_while_that_shortens_the_sweep(penalties):
+    """One stack per process at least, and no process idle while another trains a second
+    stack: the largest stack is halved while the makespan (costliest first) falls."""
     configs = [_set(json.loads(json.dumps(penalties)), "seed", s) for s in range(10)]
-    assert stacking.plan_stacks(configs, 64, None, min_stacks=2) == [
+    assert stacking.plan_stacks(configs, 64, None, workers=2) == [
         [0, 1, 2, 3, 4],
         [5, 6, 7, 8, 9],
     ]
-    stacks = stacking.plan_stacks(configs, 64, None, min_stacks=3)
-    assert [len(s) for s in stacks] == [3, 2, 5]  # the largest halved each time
+    stacks = stacking.plan_stacks(configs, 64, None, workers=3)
+    assert [len(s) for s in stacks] == [3, 2, 3, 2]  # 3 | 3 | 2 + 2: 4 updates-worth, not 5
     assert sorted(i for s in stacks for i in s) == list(range(10))
-    assert len(stacking.plan_stacks(configs[:2], 64, None, min_stacks=4)) == 2  # one each
+    assert len(stacking.plan_stacks(configs[:2], 64, None, workers=4)) == 2  # one each
+    # three groups of 10 (penalties' regularizer kinds) on 2 processes: 10, 10, 5, 5
+    kinds = [
+        _set(json.loads(json.dumps(c)), "regularizer._target_", f"reglab.regularizers.{k}")
+        for k in ("L1", "L2", "L1Proximal")
+        for c in configs
+    ]
+    assert sorted(len(s) for s in stacking.plan_stacks(kinds, 64, None, workers=2)) == [
+        5,
+        5,
+        10,
+        10,
+    ]
+    assert stacking.makespan([10, 10, 5, 5], 2) == 15 < stacking.makespan([10, 10, 10], 2) == 20
+    # a member with twice the updates costs twice: 1 long + 2 short on 2 processes stay as they are
+    long = _set(
+        json.loads(json.dumps(configs[0])),
+        "trainer.max_steps",
+        2 * configs[0]["trainer"]["max_steps"],
+    )
+    assert stacking.member_work(long) == 2 * stacking.member_work(configs[0])
 
 
 # Stacks per experiment at quick scale: the grid axes that need stacks of their own.

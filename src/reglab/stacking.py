@@ -223,7 +223,7 @@ def plan_stacks(
     configs: Sequence[Mapping[str, Any]],
     max_members: int,
     memory_bytes: int | None,
-    min_stacks: int = 1,
+    workers: int = 1,
 ) -> list[list[int]]:
     """Job indices grouped into stacks.
 
@@ -231,9 +231,10 @@ def plan_stacks(
     members in sweep order); each group is cut into as few stacks as hold at most
     ``max_members`` members and fit ``memory_bytes`` (shared bytes once plus each
     member's, None: no limit), sizes as even as memory allows. A member too big alone
-    still gets a stack of its own. Then the largest stack is halved until there are
-    ``min_stacks`` (one per worker process: on a CPU, processes beat threads for small
-    nets) or every stack has one member.
+    still gets a stack of its own. Then, for ``workers`` processes that take the costliest
+    stack first, the costliest stack (by :func:`member_work`) is halved until every
+    process has one, and further while that shortens the sweep, so that no process idles
+    while another trains a second stack (3 stacks of 10 on 2 processes: 10, 10, 5, 5).
     """
     if max_members < 1:
         raise ValueError(f"max_members={max_members}: must be >= 1")
@@ -247,14 +248,46 @@ def plan_stacks(
         stacks += [
             [members[i] for i in part] for part in _split(costs, shared, max_members, memory_bytes)
         ]
-    while len(stacks) < min_stacks:
-        largest = max(range(len(stacks)), key=lambda i: len(stacks[i]))
+    work = [member_work(c) for c in configs]
+
+    def cost(stack: list[int]) -> int:
+        return sum(work[i] for i in stack)
+
+    while True:
+        largest = max(range(len(stacks)), key=lambda i: cost(stacks[i]))
         stack = stacks[largest]
         if len(stack) < 2:
             break
         half = (len(stack) + 1) // 2
-        stacks[largest : largest + 1] = [stack[:half], stack[half:]]
+        trial = [*stacks[:largest], stack[:half], stack[half:], *stacks[largest + 1 :]]
+        shorter = makespan(list(map(cost, trial)), workers) < makespan(
+            list(map(cost, stacks)), workers
+        )
+        if len(stacks) >= workers and not shorter:
+            break
+        stacks = trial
     return stacks
+
+
+def member_work(config: Mapping[str, Any]) -> int:
+    """A member's training work, roughly: parameters × updates (for balancing stacks)."""
+    params, _ = _layers(config)
+    trainer = config.get("trainer") or {}
+    steps = int(trainer.get("max_steps") or -1)
+    if steps <= 0:
+        batch = int((config.get("data") or {}).get("batch_size") or 100)
+        epochs = max(1, int(trainer.get("max_epochs") or 1))
+        steps = epochs * -(-_train_examples(config) // batch)
+    return max(1, params) * steps
+
+
+def makespan(costs: Sequence[int], workers: int) -> int:
+    """The longest worker's total when ``workers`` processes take the costliest job first
+    (as the stacked launcher submits its stacks)."""
+    loads = [0] * max(1, workers)
+    for c in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += c
+    return max(loads)
 
 
 def _fits(costs: Sequence[int], shared: int, max_members: int, budget: int | None) -> bool:

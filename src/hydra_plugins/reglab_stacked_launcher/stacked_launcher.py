@@ -47,7 +47,7 @@ from hydra_plugins.reglab_stacked_launcher import execution
 from hydra_plugins.reglab_stacked_launcher.config import SUBMITIT_GENERIC_KEYS
 from reglab.jobs import is_excluded, override_key
 from reglab.progress import quiet_job_console
-from reglab.stacking import format_bytes, plan_stacks, stack_bytes
+from reglab.stacking import format_bytes, member_work, plan_stacks, stack_bytes
 from reglab.summary import SUMMARY, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,11 @@ class StackedLauncher(Launcher):
             initargs=(threads,),
         ) as pool:
             futures = {}
-            for k, stack in enumerate(stacks):
+            costliest_first = sorted(  # as plan_stacks balanced them
+                range(len(stacks)), key=lambda k: -sum(member_work(m.resolved) for m in stacks[k])
+            )
+            for k in costliest_first:
+                stack = stacks[k]
                 self.job_start(stack)
                 futures[pool.submit(execution.work, run_stack, [m.job for m in stack])] = k
             for done, future in enumerate(as_completed(futures), 1):
