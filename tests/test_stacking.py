@@ -190,9 +190,9 @@ def test_plan_halves_stacks_while_that_shortens_the_sweep(penalties):
     """One stack per process at least, and no process idle while another trains a second
     stack: the largest stack is halved while the makespan (costliest first) falls."""
     configs = [_set(json.loads(json.dumps(penalties)), "seed", s) for s in range(10)]
-    assert stacking.plan_stacks(configs, 64, None, workers=2) == [
-        [0, 1, 2, 3, 4],
-        [5, 6, 7, 8, 9],
+    assert stacking.plan_stacks(configs, 64, None, workers=2) == [  # every other member
+        [0, 2, 4, 6, 8],
+        [1, 3, 5, 7, 9],
     ]
     stacks = stacking.plan_stacks(configs, 64, None, workers=3)
     assert [len(s) for s in stacks] == [3, 2, 3, 2]  # 3 | 3 | 2 + 2: 4 updates-worth, not 5

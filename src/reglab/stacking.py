@@ -232,9 +232,10 @@ def plan_stacks(
     ``max_members`` members and fit ``memory_bytes`` (shared bytes once plus each
     member's, None: no limit), sizes as even as memory allows. A member too big alone
     still gets a stack of its own. Then, for ``workers`` processes that take the costliest
-    stack first, the costliest stack (by :func:`member_work`) is halved until every
-    process has one, and further while that shortens the sweep, so that no process idles
-    while another trains a second stack (3 stacks of 10 on 2 processes: 10, 10, 5, 5).
+    stack first, the costliest stack (by :func:`member_work`) is halved, every other
+    member to each half, until every process has one, and further while that shortens
+    the sweep, so that no process idles while another trains a second stack (3 stacks of
+    10 on 2 processes: 10, 10, 5, 5).
     """
     if max_members < 1:
         raise ValueError(f"max_members={max_members}: must be >= 1")
@@ -258,8 +259,9 @@ def plan_stacks(
         stack = stacks[largest]
         if len(stack) < 2:
             break
-        half = (len(stack) + 1) // 2
-        trial = [*stacks[:largest], stack[:half], stack[half:], *stacks[largest + 1 :]]
+        # every other member: halves of a sweep's stack mix its grid (label_corruption's
+        # fast-fitting clean labels with its slow noisy ones) and so end near each other
+        trial = [*stacks[:largest], stack[0::2], stack[1::2], *stacks[largest + 1 :]]
         shorter = makespan(list(map(cost, trial)), workers) < makespan(
             list(map(cost, stacks)), workers
         )
