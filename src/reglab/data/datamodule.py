@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
 
 from reglab.data import sources
 from reglab.data.batches import EpochPermutation, TensorBatches
 from reglab.data.corruption import Corruption
 from reglab.data.sources import RawData, Split
-from reglab.seeding import Stream, generator, stream_seed
+from reglab.seeding import Stream, generator
 
 Normalization = Literal["standardize", "unit", "per_image"]
 
@@ -53,12 +52,14 @@ def binarize(split: Split) -> Split:
     return Split(torch.where(split.images >= 127.5, white, 0), split.labels, split.rows)
 
 
-class TensorDataModule(pl.LightningDataModule):
+class TensorDataModule:
     """Train / validation / test splits held as whole tensors.
 
     Everything random is drawn here, once, from the run's seed: the validation hold-out,
     the training subset (``train_size``) and the corruption. ``load()`` does all of it
-    before the trainer exists, so bad data fails before any training.
+    before the stack is built, so bad data fails before any training. A stack's members
+    share one image tensor (:class:`reglab.data.stack.StackData`); a member's batch order
+    is its own ``EpochPermutation`` there.
     """
 
     def __init__(
@@ -79,7 +80,6 @@ class TensorDataModule(pl.LightningDataModule):
         corruption: Corruption | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         self.name = name
         self.root = root
         self.download = download
@@ -153,30 +153,7 @@ class TensorDataModule(pl.LightningDataModule):
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.splits["train"].images.shape[1:])
 
-    # -- Lightning hooks -----------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        if not self.splits:
-            self.load()
-        if self.on_device and self.trainer is not None:
-            device = self.trainer.strategy.root_device
-            self.splits = {
-                k: Split(s.images.to(device), s.labels.to(device)) for k, s in self.splits.items()
-            }
-        if self.trainer is not None:  # batches arrive on this device: no per-step copies
-            device = self.trainer.strategy.root_device
-            self.scale, self.shift = self.scale.to(device), self.shift.to(device)
-
-    def _world(self) -> tuple[int, int]:
-        if self.trainer is None:
-            return 0, 1
-        return self.trainer.global_rank, self.trainer.world_size
-
-    def train_dataloader(self) -> TensorBatches:
-        train = self.splits["train"]
-        rank, world = self._world()
-        sampler = EpochPermutation(len(train), stream_seed(self.seed, Stream.ORDER), rank, world)
-        return TensorBatches(train.images, train.labels, self.batch_size, sampler)
-
+    # -- evaluation, outside a stack (scripts, reglab.load) -------------------------------
     def eval_names(self) -> list[str]:
         """The splits evaluated each epoch, in dataloader order."""
         names = ["val"] if len(self.splits["val"]) else []
@@ -186,13 +163,6 @@ class TensorDataModule(pl.LightningDataModule):
         data = self.splits["train" if split == "train_eval" else split]
         sampler = EpochPermutation(len(data), seed=None)
         return TensorBatches(data.images, data.labels, self.eval_batch_size, sampler)
-
-    def val_dataloader(self) -> list[TensorBatches]:
-        return [self.eval_batches(name) for name in self.eval_names()]
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
-        return self.to_input(images), labels
 
     def to_input(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels on the 0–255 scale (uint8, or float if synthetic) → normalised float32."""
