@@ -78,6 +78,7 @@ REFUSED = [
     ("optimizer.lr=nan", "optimizer.lr=nan: must be a finite number"),
     ("+meta.score=-inf", "meta.score=-inf: must be a finite number"),
     ("++foo.bar=1", "foo.bar=1: not read by reglab"),  # ++ adds a key the config lacks
+    ("data.on_device=false", "data.on_device=False: must be true"),  # nothing else is built
     ("data.crop=29", "data.crop=29: must be <= 28 (image size)"),  # data facts, no torch
     ("data.val_size=60000", "data.val_size=60000: must be < 60000 (mnist train size)"),
     ("data.train_size=50001", "data.train_size=50001: must be in [1, 50000]"),

@@ -64,6 +64,11 @@ RULES: list[Rule] = [
     ("data.train_size", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
     ("data.crop", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
     ("data.binarize", lambda v: isinstance(v, bool), "true or false"),
+    (
+        "data.on_device",
+        lambda v: v is True,
+        "true: a run's images go to its training device once, shared by a stack's members",
+    ),
     ("data.batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     ("data.eval_batch_size", lambda v: _is_int(v) and v > 0, "an integer > 0"),
     (
