@@ -78,9 +78,7 @@ def is_excluded(key: str, excluded: Iterable[str]) -> bool:
 def job_dirname(overrides: Iterable[str], excluded: Iterable[str]) -> str:
     """A job's folder name: its overrides sorted and joined by ``,``, the excluded keys
     left out (as Hydra's ``override_dirname``, with :func:`is_excluded`'s prefix rule)."""
-    excluded = list(excluded)
-    kept = [str(o) for o in overrides if not is_excluded(override_key(str(o)), excluded)]
-    return ",".join(sorted(kept))
+    return ",".join(sorted(job_key(overrides, excluded)))
 
 
 def job_key(overrides: Iterable[str], excluded: Iterable[str] = ()) -> frozenset[str]:

@@ -84,6 +84,9 @@ def usage(config_dir: str, args: list[str]) -> str:
     return _USAGE.format(groups="\n".join(groups), config=OmegaConf.to_yaml(cfg))
 
 
+_MISSING = object()
+
+
 def _force_added(config_dir: str, fixed: list[str]) -> list[str]:
     """The keys ``++key=value`` overrides add (keys the config lacks without them), which
     are then checked as ``+key`` ones are; a ``++`` that sets an existing key is fine."""
@@ -95,9 +98,6 @@ def _force_added(config_dir: str, fixed: list[str]) -> list[str]:
         base = compose("config", overrides=rest)
     keys = [o[2:].split("=", 1)[0] for o in force]
     return [k for k in keys if OmegaConf.select(base, k, default=_MISSING) is _MISSING]
-
-
-_MISSING = object()
 
 
 def precheck(config_dir: str, args: list[str]) -> None:

@@ -76,7 +76,7 @@ HOW_CONFIG_KEYS = tuple(k for k in HOW_KEYS if k not in CHOICE_ONLY)
 
 def is_how_key(key: str) -> bool:
     """Is this resolved-config key (dotted) result-neutral?"""
-    return any(key == how or key.startswith(f"{how}.") for how in HOW_CONFIG_KEYS)
+    return jobs.is_excluded(key, HOW_CONFIG_KEYS)
 
 
 def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:

@@ -45,7 +45,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from hydra_plugins.reglab_stacked_launcher import execution
 from hydra_plugins.reglab_stacked_launcher.config import SUBMITIT_GENERIC_KEYS
-from reglab.jobs import is_excluded, override_key
+from reglab.jobs import job_key
 from reglab.progress import quiet_job_console
 from reglab.stacking import format_bytes, member_work, plan_stacks, stack_bytes
 from reglab.summary import SUMMARY, write_json_atomic
@@ -189,7 +189,7 @@ class StackedLauncher(Launcher):
             hydra_cfg=hydra_cfg,
             out_dir=out_dir,
             choices={k: v for k, v in choices.items() if not str(k).startswith("hydra")},
-            name=sorted(o for o in task_overrides if not is_excluded(override_key(o), excluded)),
+            name=sorted(job_key(task_overrides, excluded)),
         )
         from reglab.validation import ConfigError, added_keys, validate
 
