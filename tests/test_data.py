@@ -89,8 +89,13 @@ def test_centre_crop_keeps_the_central_pixels():
     split = Split(images, torch.tensor([0, 1]))
     assert torch.equal(centre_crop(split, 4).images, images[..., 1:5, 1:5])
     assert torch.equal(centre_crop(split, 3).images, images[..., 1:4, 1:4])
-    with pytest.raises(DataError, match=r"data\.crop=7: must be <= 6"):
-        centre_crop(split, 7)
+    # the data module refuses a crop larger than the images it loaded (config_keys' rule)
+    with pytest.raises(DataError, match=r"data\.crop=9: must be <= 8 \(image size\)"):
+        TensorDataModule("digits", root="unused", val_size=100, crop=9).load()
+    with pytest.raises(DataError, match=r"data\.val_size=1437: must be < 1437 \(digits"):
+        TensorDataModule("digits", root="unused", val_size=1437).load()
+    with pytest.raises(DataError, match=r"data\.train_size=1338: must be in \[1, 1337\]"):
+        TensorDataModule("digits", root="unused", val_size=100, train_size=1338).load()
 
 
 def test_crop_applies_to_every_split():
@@ -240,7 +245,8 @@ def test_stack_inputs_computed_once_equal_the_per_batch_ones(data_dir, normalize
         base = data.base.clone()
         once = once + _stack_inputs(data, steps)  # twice: nothing computed once drifts
         assert torch.equal(data.base, base)
-        shared = "test" in data._shared
+        shared = data._shared.get("test") is not None
+        assert "test" in data._shared  # the answer is cached, None included
         own_test = any(isinstance(c, ShuffledPixels) for c in corruptions)
         assert shared == (normalize != "standardize" and not own_test)
         data.same_constants, data._shared = False, {}  # the per-batch computation

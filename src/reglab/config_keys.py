@@ -21,6 +21,26 @@ DATASET_SHAPES = {
     "cifar10": (50000, 10000, 32),
     "digits": (1437, 360, 8),  # scikit-learn's 1,797, the last 20 % as the test split
 }
+
+
+def data_size_error(
+    name: str, n_train: int, side: int, crop: int | None, val_size: int, train_size: int | None
+) -> str | None:
+    """Why ``data.crop``, ``data.val_size`` and ``data.train_size`` do not fit a data set
+    of ``n_train`` training images of ``side`` pixels, or None. One rule for both checks:
+    the config's, against :data:`DATASET_SHAPES`, and the loaded data's."""
+    if crop is not None and crop > side:
+        return f"data.crop={crop}: must be <= {side} (image size)"
+    if val_size > n_train - 1:
+        return f"data.val_size={val_size}: must be < {n_train} ({name} train size)"
+    if train_size is not None and not 0 < train_size <= n_train - val_size:
+        return (
+            f"data.train_size={train_size}: must be in [1, {n_train - val_size}] "
+            f"({name} minus data.val_size={val_size})"
+        )
+    return None
+
+
 _IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte")  # fmt: skip
 #: The files torchvision needs under ``data.root`` (digits comes with scikit-learn).

@@ -26,6 +26,7 @@ from reglab.config_keys import (
     OPTIMIZER_TARGETS,
     TARGET_KEYS,
     TOP_KEYS,
+    data_size_error,
 )
 
 
@@ -360,16 +361,11 @@ def check_data(data: DictConfig) -> None:
     if name not in DATASET_SHAPES:
         return
     n_train, _, side = DATASET_SHAPES[name]
-    crop, val, size = data.get("crop"), data.get("val_size", 0), data.get("train_size")
-    if crop is not None and crop > side:
-        raise ConfigError(f"data.crop={crop}: must be <= {side} (image size)")
-    if val > n_train - 1:
-        raise ConfigError(f"data.val_size={val}: must be < {n_train} ({name} train size)")
-    if size is not None and size > n_train - val:
-        raise ConfigError(
-            f"data.train_size={size}: must be in [1, {n_train - val}] "
-            f"({name} minus data.val_size={val})"
-        )
+    error = data_size_error(
+        name, n_train, side, data.get("crop"), data.get("val_size", 0), data.get("train_size")
+    )
+    if error:
+        raise ConfigError(error)
     root = Path(str(data.get("root"))).expanduser()
     missing = [f for f in DATASET_FILES[name] if not (root / f).is_file()]
     if missing and not data.get("download", True):

@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 
+from reglab.config_keys import data_size_error
 from reglab.data import sources
 from reglab.data.batches import EpochPermutation, TensorBatches
 from reglab.data.corruption import Corruption
@@ -36,8 +37,6 @@ def subset(split: Split, size: int, balanced: bool, num_classes: int, gen) -> Sp
 def centre_crop(split: Split, size: int) -> Split:
     """The central ``size`` x ``size`` pixels of every image (Zhang et al. 2017, App. A)."""
     height, width = split.images.shape[-2:]
-    if size > min(height, width):
-        raise sources.DataError(f"data.crop={size}: must be <= {min(height, width)} (image size)")
     top, left = (height - size) // 2, (width - size) // 2
     images = split.images[..., top : top + size, left : left + size].contiguous()
     return Split(images, split.labels, split.rows)
@@ -101,6 +100,7 @@ class TensorDataModule:
     # -- loading, done once before training -------------------------------------------
     def prepare(self, raw: RawData) -> RawData:
         """The data set as every member of a stack sees it: cropped, binarized."""
+        self._check_sizes(raw.train, self.crop)
         if self.crop is not None:
             raw = RawData(
                 centre_crop(raw.train, self.crop), centre_crop(raw.test, self.crop), raw.num_classes
@@ -108,6 +108,13 @@ class TensorDataModule:
         if self.binarize:
             raw = RawData(binarize(raw.train), binarize(raw.test), raw.num_classes)
         return raw
+
+    def _check_sizes(self, train: Split, crop: int | None = None) -> None:
+        """The config check's rule (validation.check_data) against the data as loaded."""
+        side = min(train.images.shape[-2:])
+        error = data_size_error(self.name, len(train), side, crop, self.val_size, self.train_size)
+        if error:
+            raise sources.DataError(error)
 
     def load(self, prepared: RawData | None = None) -> TensorDataModule:
         """Draw everything random from the seed. ``prepared`` (``prepare``'s result) saves
@@ -117,17 +124,9 @@ class TensorDataModule:
         raw = prepared
         self.num_classes = raw.num_classes
         train = raw.train
-        if self.val_size > len(train) - 1:
-            raise sources.DataError(
-                f"data.val_size={self.val_size}: must be < {len(train)} ({self.name} train size)"
-            )
+        self._check_sizes(train)
         train, val = holdout(train, self.val_size, generator(self.seed, Stream.SPLIT))
         if self.train_size is not None:
-            if not 0 < self.train_size <= len(train):
-                raise sources.DataError(
-                    f"data.train_size={self.train_size}: must be in [1, {len(train)}] "
-                    f"({self.name} minus data.val_size={self.val_size})"
-                )
             gen = generator(self.seed, Stream.SUBSET)
             train = subset(train, self.train_size, self.balanced, self.num_classes, gen)
         clean_labels = train.labels

@@ -87,7 +87,7 @@ class StackData:
             torch.equal(self.scale, self.scale[:1].expand_as(self.scale))
             and torch.equal(self.shift, self.shift[:1].expand_as(self.shift))
         )
-        self._shared: dict[str, torch.Tensor] = {}
+        self._shared: dict[str, torch.Tensor | None] = {}
         self._image_stats: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
@@ -177,12 +177,12 @@ class StackData:
         The same values ``to_input`` gives (``stacking.estimate_shared_bytes`` counts them)."""
         if split != "test":
             return None
-        if split not in self._shared:
+        if split not in self._shared:  # the answer, None included, is computed once
             rows = self.rows[split]
             n = min(self.sizes[split], default=0)
-            if not (self.same_constants and n and n == max(self.sizes[split])):
-                return None
-            if not torch.equal(rows, rows[:1].expand_as(rows)):
+            same = self.same_constants and n and n == max(self.sizes[split])
+            if not (same and torch.equal(rows, rows[:1].expand_as(rows))):
+                self._shared[split] = None
                 return None
             first = torch.zeros(1, dtype=torch.int64, device=self.device)
             self._shared[split] = torch.cat([
