@@ -78,7 +78,7 @@ def describe_stack(stack, batch: int, extras: bool = False) -> dict:
     seconds of one evaluation of every member and of one checkpoint of every member."""
     import torch
 
-    from reglab.models.stack import MemberFlatten
+    from reglab.models.member_layers import MemberFlatten
 
     net, k = stack.net, len(stack.members)
     params = sum(p.numel() for p in net.parameters()) // k

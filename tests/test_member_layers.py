@@ -1,4 +1,5 @@
-"""Stacked training: K solo models as one vectorized MemberNet (reglab.models.stack)."""
+"""Stacked training: K solo models as one vectorized MemberNet (reglab.models.stack, its
+layers in reglab.models.member_layers)."""
 
 import zlib
 
@@ -7,13 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from reglab.models import CNN, MLP, DropoutSpec
-from reglab.models.stack import (
-    MemberDropout,
-    MemberNet,
-    mix31,
-    select_parameters,
-    set_member_stochastic,
-)
+from reglab.models.member_layers import MemberDropout, mix31
+from reglab.models.stack import MemberNet, select_parameters, set_member_stochastic
 from reglab.regularizers import Regularizer
 
 K = 4
