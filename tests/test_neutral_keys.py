@@ -34,9 +34,19 @@ def test_the_report_and_the_fixtures_use_the_list() -> None:
         "checkpoint.every_n_steps=10",
         "trainer=gpu",
         "dropout.p_hidden=0.5",
+        "+meta.note=hi",  # keys below a listed one: the same prefix rule as folder names
+        "paths.data_dir=/a",
+        "logger.wandb.project=p",
+        "trainer.max_steps=5",  # a choice-only group's own keys change the result
     ]
-    assert sweeps.short_overrides(overrides) == "seed=1,dropout.p_hidden=0.5"
-    assert job_dirname(overrides) == "dropout.p_hidden=0.5,seed=1"
+    kept = "seed=1,dropout.p_hidden=0.5,trainer.max_steps=5"
+    assert sweeps.short_overrides(overrides) == kept
+    assert job_dirname(overrides) == "dropout.p_hidden=0.5,seed=1,trainer.max_steps=5"
+    assert sweeps.computed_overrides(overrides) == {
+        "seed": "1",
+        "dropout.p_hidden": "0.5",
+        "trainer.max_steps": "5",
+    }
 
 
 def test_a_choice_only_group_keeps_its_result_keys() -> None:

@@ -79,6 +79,12 @@ def is_how_key(key: str) -> bool:
     return jobs.is_excluded(key, HOW_CONFIG_KEYS)
 
 
+def is_how_override(override: str) -> bool:
+    """Does this override only say how or where a job runs? The rule that names job
+    folders (``+meta.note=…``, ``paths.data_dir=…``, but not ``trainer.max_steps=…``)."""
+    return jobs.is_excluded(jobs.override_key(override), HOW_KEYS)
+
+
 def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
     """``key: old → new`` for every setting outside :data:`HOW_KEYS` that differs.
 

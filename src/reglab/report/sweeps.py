@@ -33,7 +33,7 @@ from reglab.jobs import (
     override_key,
     skip_dir,
 )
-from reglab.rerun import HOW_KEYS
+from reglab.rerun import is_how_override
 from reglab.summary import SUMMARY
 
 NOT_STARTED = "not started"  # asked for by the sweep, but no job folder exists
@@ -42,8 +42,6 @@ INTERRUPTED = "interrupted"  # stopped (e.g. Ctrl-C, preemption); rerunning resu
 #: Statuses of jobs that have not ended: the sweep is not finished while any job has one.
 UNFINISHED = (NO_SUMMARY, NOT_STARTED, INTERRUPTED)
 
-#: Overrides that only say how or where a job ran, not what it computed: the one list.
-PLUMBING_KEYS = frozenset(HOW_KEYS)
 
 #: Scalar metrics copied to their own columns (percent errors, nats, fractions, steps).
 METRIC_COLUMNS = (
@@ -330,17 +328,14 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def short_overrides(overrides: Sequence[str], sep: str = ",") -> str:
     """The overrides that say what a job computed (``name=…``, ``trainer=…`` dropped)."""
-    kept = [o for o in overrides if override_key(o) not in PLUMBING_KEYS]
+    kept = [o for o in overrides if not is_how_override(o)]
     return sep.join(kept)
 
 
 def computed_overrides(overrides: Sequence[str]) -> dict[str, str]:
     """The same overrides as :func:`short_overrides`, as key (``+``/``~`` dropped) → value."""
-    return {
-        override_key(o): o.partition("=")[2]
-        for o in overrides
-        if "=" in o and override_key(o) not in PLUMBING_KEYS
-    }
+    kept = (o for o in overrides if "=" in o and not is_how_override(o))
+    return {override_key(o): o.partition("=")[2] for o in kept}
 
 
 # --------------------------------------------------------------------------- private
