@@ -75,7 +75,7 @@ def site(logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fake_model_illustration(folder: Path, stem: str, color: str, numbers: dict) -> None:
-    """What a scripts/illustrate_*.py leaves behind: a PNG and its JSON."""
+    """What a reglab.illustrate module leaves behind: a PNG and its JSON."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(3, 2))

@@ -229,6 +229,14 @@ def test_the_installed_reglab_train_runs_outside_the_checkout(venv, tmp_path, da
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert "name: my_sweep" in shown.stdout and "- 24" in shown.stdout, shown.stdout
+    # reglab-report --illustrate's programs ship in the package too (tiny: 20 updates)
+    drawn = subprocess.run(
+        [venv / "bin" / "python", "-m", "reglab.illustrate.proximal_l1", "--steps", "20",
+         "--train-size", "200", "--out", str(tmp_path / "ill")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "ill" / "proximal_l1.png").is_file()
 
 
 @pytest.mark.slow

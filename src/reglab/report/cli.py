@@ -5,7 +5,7 @@ the latest sweep of every experiment (or of the sweeps named), draws the paper's
 with the published numbers overlaid, writes the measured-vs-published tables as CSV and
 Markdown, and adds the lecture's illustrations. Failed, diverged, unfinished and
 never-started jobs are listed, never plotted. ``--illustrate`` first runs the
-``scripts/illustrate_*.py`` that train small models; otherwise whatever they last wrote
+illustrations that train small models (:mod:`reglab.illustrate`); otherwise whatever they last wrote
 into the illustrations folder is included.
 """
 
@@ -31,8 +31,6 @@ from reglab.report.sections import (
 )
 from reglab.report.tables import read_json, when
 
-#: Not part of the package: ``--illustrate`` runs the scripts of the checkout it starts in.
-SCRIPTS_DIR = Path("scripts")
 #: Lists the files the last render wrote, so the next one can remove those it no longer makes.
 MANIFEST = ".reglab-report.json"
 
@@ -105,20 +103,17 @@ def _forget_previous_render(out: Path) -> set[Path]:
     return _own_files(out) if out.is_dir() else set()
 
 
-def run_illustration_scripts(out: Path, scripts_dir: Path = SCRIPTS_DIR) -> None:
-    """Run every ``scripts/illustrate_*.py`` with ``--out out`` (trains small models)."""
-    scripts = sorted(scripts_dir.glob("illustrate_*.py"))
-    if not scripts:
-        raise SystemExit(
-            f"reglab-report: no illustrate_*.py in {scripts_dir.resolve()}: "
-            "run --illustrate from the reglab checkout"
-        )
-    for script in scripts:
-        print(f"reglab-report: running {script.name} …", file=sys.stderr)
-        cmd = [sys.executable, str(script), "--out", str(out)]
+def run_illustrations(out: Path) -> None:
+    """Run every :mod:`reglab.illustrate` module with ``--out out`` (trains small models)."""
+    from reglab.illustrate import MODULES
+
+    for name in MODULES:
+        module = f"reglab.illustrate.{name}"
+        print(f"reglab-report: running {module} …", file=sys.stderr)
+        cmd = [sys.executable, "-m", module, "--out", str(out)]
         done = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)  # numbers: JSON
         if done.returncode:
-            raise SystemExit(f"reglab-report: {script.name} failed (exit {done.returncode})")
+            raise SystemExit(f"reglab-report: {module} failed (exit {done.returncode})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--illustrate",
         action="store_true",
-        help="first run scripts/illustrate_*.py (trains small models on MNIST, minutes on CPU)",
+        help="first run reglab.illustrate's modules (train small models on MNIST, minutes on CPU)",
     )
     parser.add_argument(
         "--all", action="store_true", help="every sweep found, not only each experiment's latest"
@@ -152,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = args.illustrations or args.out / "illustrations"
     if args.illustrate:
-        run_illustration_scripts(folder)
+        run_illustrations(folder)
     path = build_report(args.sweep_dirs, args.out, folder, args.all)
     print(path)
     return 0

@@ -26,6 +26,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Polygon
 
+from reglab.report.plotting import DPI
+
 PenaltyKind = Literal["l1", "l2"]
 
 #: Lower end of the toy's domain (see the module docstring): E is convex on [W_MIN, inf).
@@ -299,5 +301,5 @@ def _save(fig: Figure, out_dir: str | Path, name: str) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
-    fig.savefig(path, format="png")
+    fig.savefig(path, format="png", dpi=DPI)
     return path

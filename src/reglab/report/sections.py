@@ -30,11 +30,12 @@ from reglab.report.tables import (
     when,
 )
 
-#: Model illustrations, in the order the page shows them: (file stem, script that writes it).
+#: Model illustrations, in the order the page shows them: (file stem, the reglab.illustrate
+#: module that writes it).
 MODEL_ILLUSTRATIONS = (
-    ("proximal_l1", "illustrate_proximal_l1.py"),
-    ("autoencoder_features", "illustrate_autoencoder.py"),
-    ("autoencoder_sparsity", "illustrate_autoencoder.py"),
+    ("proximal_l1", "proximal_l1"),
+    ("autoencoder_features", "autoencoder"),
+    ("autoencoder_sparsity", "autoencoder"),
 )
 
 
@@ -156,19 +157,20 @@ def illustrations_section(folder: Path, batchnorm_found: bool = True) -> Section
             continue
         png, meta = folder / f"{stem}.png", read_json(folder / f"{stem}.json")
         if not png.is_file():
-            script = dict(MODEL_ILLUSTRATIONS).get(stem)
-            missing.append(f"{stem} (python scripts/{script})" if script else stem)
+            module = dict(MODEL_ILLUSTRATIONS).get(stem)
+            missing.append(f"{stem} (python -m reglab.illustrate.{module})" if module else stem)
             continue
         figures.append((png, str(meta.get("caption") or stem)))
         numbers = meta.get("numbers")
         if isinstance(numbers, dict) and numbers and numbers not in shown:
-            shown.append(numbers)  # two figures of one script share their numbers
+            shown.append(numbers)  # two figures of one module share their numbers
             tables.append((f"{stem}: numbers", _numbers_table(numbers)))
     text = (
         "The lecture's illustrations. The penalty toy and the constraint sets are drawn by "
         "reglab-report itself; the others train small models and are written by the "
-        f"scripts into {short_path(folder)} (run them with `reglab-report --illustrate` or "
-        "one by one, e.g. `python scripts/illustrate_proximal_l1.py`)."
+        f"modules of reglab.illustrate into {short_path(folder)} (run them with "
+        "`reglab-report --illustrate` or one by one, e.g. "
+        "`python -m reglab.illustrate.proximal_l1`)."
     )
     if missing:
         text += "\n\nNot generated yet: " + "; ".join(missing) + "."

@@ -8,7 +8,7 @@ step after each update: a weight that would cross zero stops exactly on it). Wri
 ``proximal_l1.png`` (fraction of exactly-zero weights over training, a few weight
 trajectories, and a zoom near zero) and ``proximal_l1.json`` (its numbers).
 
-    python scripts/illustrate_proximal_l1.py [--out reports/illustrations]
+    python -m reglab.illustrate.proximal_l1 [--out reports/illustrations]
 
 About 10-20 s on one CPU core with the defaults.
 """
@@ -31,6 +31,7 @@ from reglab.data import TensorDataModule
 from reglab.evaluation import evaluate
 from reglab.models import MLP
 from reglab.regularizers import L1, L1Proximal, Regularizer, as_stack, zero_fraction
+from reglab.report.plotting import DPI
 
 STEM = "proximal_l1"
 
@@ -229,7 +230,7 @@ def run(out: Path, cfg: Settings, root: str | None = None) -> tuple[Path, dict]:
     result = numbers(sub, prox, examples, cfg)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{STEM}.png"
-    plot(sub, prox, examples, cfg).savefig(png, format="png")
+    plot(sub, prox, examples, cfg).savefig(png, format="png", dpi=DPI)
     caption = (
         f"Proximal vs subgradient l1 on an MLP 784-{cfg.hidden}-10 (MNIST, {cfg.train_size} "
         f"images, plain SGD η = {cfg.lr:g}, λ = {cfg.lam:g}, {cfg.steps} steps, same init and "

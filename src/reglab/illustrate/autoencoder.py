@@ -11,7 +11,7 @@ on the hidden units (retention p = 0.5, ``reglab.models.RetentionDropout`` throu
   (no dropout) / ≈0.7 (dropout) from ``published.yaml`` (Fig 8);
 * ``autoencoder_features.json`` / ``autoencoder_sparsity.json``: captions and numbers.
 
-    python scripts/illustrate_autoencoder.py [--out reports/illustrations] [--steps 3000]
+    python -m reglab.illustrate.autoencoder [--out reports/illustrations] [--steps 3000]
 
 About a minute on one CPU core with the defaults.
 """
@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from reglab.data import TensorDataModule
 from reglab.models import MLP, DropoutSpec
 from reglab.report import published as pub
+from reglab.report.plotting import DPI
 
 HIDDEN = 256  # Srivastava et al. 2014 Figs 7-8: one hidden layer of 256 ReLU units
 P_RETAIN = 0.5
@@ -214,8 +215,10 @@ def run(out: Path, cfg: Settings, root: str | None = None) -> dict:
     ]
     result = numbers(nets, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    plot_features(nets).savefig(out / "autoencoder_features.png", format="png")
-    plot_sparsity(nets, published_means()).savefig(out / "autoencoder_sparsity.png", format="png")
+    plot_features(nets).savefig(out / "autoencoder_features.png", format="png", dpi=DPI)
+    plot_sparsity(nets, published_means()).savefig(
+        out / "autoencoder_sparsity.png", format="png", dpi=DPI
+    )
     setting = (
         f"autoencoder 784-{HIDDEN}-784, ReLU hidden units, sigmoid output and "
         f"cross-entropy loss, Adam, {cfg.steps} steps of {cfg.batch_size} on "
