@@ -81,6 +81,9 @@ def test_experiment_composes_and_every_grid_value_validates(experiment, scale):
     assert n_jobs >= 2 * SEEDS[scale]
 
 
+SRIVASTAVA_MNIST = ("dropout_rate_fixed_n", "dropout_rate_fixed_pn", "data_size", "architectures")
+
+
 def test_quick_scale_shrinks_the_paper_protocol():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         quick = compose("config", ["experiment=dropout_rate_fixed_n", "scale=quick"])
@@ -101,6 +104,12 @@ def test_quick_scale_shrinks_the_paper_protocol():
         for scale in ("quick", "paper"):  # Ioffe & Szegedy §4.1: "a 28x28 binary image"
             bn = compose("config", ["experiment=batchnorm", f"scale={scale}"])
             assert bn.data.binarize and bn.data.normalize == "unit" and bn.data.batch_size == 60
+        # Srivastava et al.'s MNIST nets: raw [0, 1] pixels, as the authors' deepnet
+        # example feeds them (examples/ff/model_dropout.pbtxt), not conf/data/mnist.yaml's
+        for name in SRIVASTAVA_MNIST:
+            for scale in ("quick", "paper"):
+                cfg = compose("config", [f"experiment={name}", f"scale={scale}"])
+                assert cfg.data.normalize == "unit", (name, scale)
 
 
 @pytest.mark.parametrize(
