@@ -277,6 +277,64 @@ def penalties_jobs() -> tuple[list[str], list[Job]]:
     return ["regularizer=l1,l1_proximal,l2", "regularizer.lam=1e-05,0.0001,0.001", "seed=0,1"], jobs
 
 
+def regularizer_comparison_jobs() -> tuple[list[str], list[Job]]:
+    """Table 9's arms × strengths × 2 seeds; the best validation strength is not the best
+    test one for max-norm (the report must choose on validation)."""
+    arms = {
+        "l2": ("L2", "lam", {"weak": 5e-5, "medium": 5e-4, "strong": 5e-3}),
+        "l2_l1": ("ElasticNet", "lam_l1", {"weak": 1e-5, "medium": 1e-4, "strong": 1e-3}),
+        "max_norm": ("MaxNorm", "c", {"weak": 4.0, "medium": 3.0, "strong": 2.0}),
+        "dropout_l2": ("L2", "lam", {"weak": 5e-5, "medium": 5e-4, "strong": 5e-3}),
+        "dropout_max_norm": ("MaxNorm", "c", {"weak": 4.0, "medium": 3.0, "strong": 2.0}),
+    }
+    base = {"l2": 1.6, "l2_l1": 1.7, "max_norm": 1.4, "dropout_l2": 1.3, "dropout_max_norm": 1.1}
+    shift = {"weak": (0.3, -0.1), "medium": (0.0, 0.1), "strong": (0.2, 0.0)}  # (val, test)
+    jobs = []
+    for (arm, (cls, key, grid)), strength, seed in itertools.product(
+        arms.items(), ("weak", "medium", "strong"), (0, 1)
+    ):
+        val, test = (base[arm] + d + 0.05 * seed for d in shift[strength])
+        p = 0.5 if arm.startswith("dropout") else 1.0
+        jobs.append(
+            {
+                "overrides": [
+                    f"comparison_arm={arm}",
+                    f"comparison.strength={strength}",
+                    f"seed={seed}",
+                ],
+                "seed": seed,
+                "choices": {"comparison_arm": arm},
+                "config": {
+                    "comparison": {"strength": strength},
+                    "regularizer": {"_target_": f"reglab.regularizers.{cls}", key: grid[strength]},
+                    "dropout": _dropout(p),
+                    "data": _mnist() | {"normalize": "unit"},
+                },
+                "metrics": {"val_error": val, "test_error": test},
+            }
+        )
+    grid = ["comparison_arm=l2,l2_l1,max_norm,dropout_l2,dropout_max_norm"]
+    return [*grid, "comparison.strength=weak,medium,strong", "seed=0,1"], jobs
+
+
+def user_sweep_jobs() -> tuple[list[str], list[Job]]:
+    """A user's sweep with no report module (the generic figure): lr (numeric) and
+    optimizer (a choice), 2 seeds."""
+    jobs = []
+    for lr, opt, seed in itertools.product((0.01, 0.1, 1.0), ("sgd", "adam"), (0, 1)):
+        err = 2.0 + lr + (1.0 if opt == "adam" else 0.0) + 0.2 * seed
+        jobs.append(
+            {
+                "overrides": [f"optimizer={opt}", f"optimizer.lr={lr}", f"seed={seed}"],
+                "seed": seed,
+                "choices": {"optimizer": opt},
+                "config": {"optimizer": {"lr": lr}},
+                "metrics": {"test_error": err, "train_error": 0.0},
+            }
+        )
+    return ["optimizer=sgd,adam", "optimizer.lr=0.01,0.1,1.0", "seed=0,1"], jobs
+
+
 EXPERIMENT_JOBS: dict[str, Callable[[], tuple[list[str], list[Job]]]] = {
     "dropout_rate_fixed_n": lambda: dropout_rate_jobs("dropout_rate_fixed_n"),
     "dropout_rate_fixed_pn": lambda: dropout_rate_jobs("dropout_rate_fixed_pn"),
@@ -286,6 +344,7 @@ EXPERIMENT_JOBS: dict[str, Callable[[], tuple[list[str], list[Job]]]] = {
     "label_corruption": label_corruption_jobs,
     "batchnorm": batchnorm_jobs,
     "penalties": penalties_jobs,
+    "regularizer_comparison": regularizer_comparison_jobs,
 }
 
 

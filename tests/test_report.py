@@ -19,7 +19,13 @@ import pytest
 import yaml
 from conftest import require_chromium
 from PIL import Image
-from report_fixtures import EXPERIMENT_JOBS, dropout_rate_jobs, make_all, make_sweep
+from report_fixtures import (
+    EXPERIMENT_JOBS,
+    dropout_rate_jobs,
+    make_all,
+    make_sweep,
+    user_sweep_jobs,
+)
 
 from reglab.report import cli, runinfo, sweeps, tables
 from reglab.report import experiments as exps
@@ -61,6 +67,8 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     experiments = [e for e in EXPERIMENT_JOBS if e not in skip]
     make_all(log_dir, experiments)
     _fig9a_with_problems(log_dir / "sweeps" / "dropout_rate_fixed_n" / "quick")
+    args, jobs = user_sweep_jobs()  # a sweep of the user's own: the generic figure
+    make_sweep(log_dir / "sweeps" / "my_sweep" / "quick", "my_sweep", args, jobs)
     return log_dir
 
 
@@ -240,6 +248,7 @@ def _runs_of(jobs: list[dict], experiment: str) -> pd.DataFrame:
         ("label_corruption", True),
         ("batchnorm", False),
         ("penalties", False),
+        ("regularizer_comparison", True),
     ],
 )
 def test_published_series_only_where_the_paper_has_numbers(
@@ -482,8 +491,9 @@ def test_shrunk_architectures_compare_with_the_papers_net_of_the_same_shape() ->
 def test_page_holds_every_figure_table_and_illustration(site: Path) -> None:
     html = site.read_text(encoding="utf-8")
     out = site.parent
-    # 7 experiment figures + 2 numpy illustrations + 1 model illustration
-    assert html.count('src="data:image/png;base64,') == 10
+    # 8 experiment figures + a user's sweep (generic) + 2 numpy + 1 model illustration
+    assert html.count('src="data:image/png;base64,') == 12
+    assert "gets the generic figure" in html and "Table 9" in html
     assert "batchnorm: no sweep" in html  # no batchnorm sweep: the page says so
     assert "no batchnorm sweep was found" in html
     assert "caption of proximal_l1" in html

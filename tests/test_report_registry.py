@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONF, ROOT
-from report_fixtures import make_sweep
+from report_fixtures import make_sweep, user_sweep_jobs
 
 from reglab.report import cli, generic
 from reglab.report import experiments as exps
@@ -58,27 +58,8 @@ def test_no_report_file_over_400_lines() -> None:
 # --------------------------------------------------------------------------- generic figure
 
 
-def _new_sweep_jobs() -> tuple[list[str], list[dict]]:
-    """A user's sweep over lr (numeric) and optimizer (a choice), 2 seeds."""
-    jobs = []
-    for lr in (0.01, 0.1, 1.0):
-        for opt in ("sgd", "adam"):
-            for seed in (0, 1):
-                err = 2.0 + lr + (1.0 if opt == "adam" else 0.0) + 0.2 * seed
-                jobs.append(
-                    {
-                        "overrides": [f"optimizer={opt}", f"optimizer.lr={lr}", f"seed={seed}"],
-                        "seed": seed,
-                        "choices": {"optimizer": opt},
-                        "config": {"optimizer": {"lr": lr}},
-                        "metrics": {"test_error": err, "train_error": 0.0},
-                    }
-                )
-    return ["optimizer=sgd,adam", "optimizer.lr=0.01,0.1,1.0", "seed=0,1"], jobs
-
-
 def test_a_sweep_without_a_module_gets_its_axes_against_test_error(tmp_path: Path) -> None:
-    args, jobs = _new_sweep_jobs()
+    args, jobs = user_sweep_jobs()
     root = make_sweep(tmp_path / "sweeps" / "my_sweep" / "quick", "my_sweep", args, jobs)
     sweep = sw.read_sweep(root)
     ((setting, report),) = exps.plot_sweep("my_sweep", sweep.completed, sweep.grid_keys)
