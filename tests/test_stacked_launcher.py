@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,14 @@ class FakeStackOutOfMemory(MemoryError):
 
 def fake_run_stack(jobs: list[FakeJob]) -> list[dict]:
     """Writes each member's summary; runs out of memory above REGLAB_FAKE_MAX members,
-    crashes on a member with REGLAB_FAKE_CRASH in its folder name."""
+    crashes on a member with REGLAB_FAKE_CRASH in its folder name; with
+    REGLAB_FAKE_BARRIER=<folder>:<n>, waits (up to 60 s) until n processes have a stack."""
+    if barrier := os.environ.get("REGLAB_FAKE_BARRIER"):
+        folder, n = barrier.rsplit(":", 1)
+        (Path(folder) / str(os.getpid())).touch()
+        deadline = time.monotonic() + 60
+        while len(list(Path(folder).iterdir())) < int(n) and time.monotonic() < deadline:
+            time.sleep(0.05)
     crash = os.environ.get("REGLAB_FAKE_CRASH")
     if crash and any(crash in job.out_dir.name for job in jobs):
         raise RuntimeError("the engine broke")
@@ -324,6 +332,10 @@ def test_a_crashed_stack_fails_its_jobs_only(tmp_path, monkeypatch, engine):
 
 def test_stacks_in_worker_processes(tmp_path, monkeypatch, engine, capsys):
     sweep = tmp_path / "sweep"
+    # each stack waits for the other: one worker doing both (n_procs ignored) never gets
+    # there, and a fast first worker cannot take the second stack before its peer starts
+    (tmp_path / "barrier").mkdir()
+    monkeypatch.setenv("REGLAB_FAKE_BARRIER", f"{tmp_path / 'barrier'}:2")
     args = [
         *SMALL,
         "regularizer.lam=0.0001",
