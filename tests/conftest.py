@@ -94,6 +94,19 @@ def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
     )
 
 
+#: What a quiet console never shows (issue 13): library banners and advertisements,
+#: deprecation and ``weights_only`` warnings, the joblib launcher's ``Parallel(...)`` dump.
+NOISE = ("GPU available", "TPU available", "💡", "Tip:", "LOCAL_RANK", "DeprecationWarning",
+         "weights_only", "Joblib.Parallel(")  # fmt: skip
+
+
+def assert_quiet(result: subprocess.CompletedProcess) -> None:
+    """The run's console holds none of :data:`NOISE`."""
+    out = result.stdout + result.stderr
+    found = [(n, line) for line in out.splitlines() for n in NOISE if n in line]
+    assert not found, found[:5]
+
+
 def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import read_summary, run_cli, run_ok
+from conftest import assert_quiet, read_summary, run_cli, run_ok
 
 pytestmark = pytest.mark.slow
 
@@ -16,6 +16,7 @@ def test_mlp_on_mnist_learns_and_writes_its_summary(tmp_path, data_dir):
     run_dir = tmp_path / "run"
     result = run_cli(*FAST, "dropout=standard", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert_quiet(result)
     summary = read_summary(run_dir)
     assert summary["status"] == "completed"
     metrics = summary["metrics"]

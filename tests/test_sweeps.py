@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONF, ISSUE_EXPERIMENTS, read_summary, run_cli
+from conftest import CONF, ISSUE_EXPERIMENTS, assert_quiet, read_summary, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
@@ -195,6 +195,7 @@ def _check_one_failed_one_completed(sweep: Path, result) -> tuple[Path, Path]:
     good = next(name for name in jobs if GOOD in name)
     bad = next(name for name in jobs if GOOD not in name)  # optimizer.lr=1e6 (as Hydra spells it)
     assert len(jobs) == 2, result.stderr[-3000:]
+    assert_quiet(result)
     assert jobs[good]["status"] == "completed" and jobs[good]["metrics"]["steps"] == 30
     assert jobs[bad]["status"] == "diverged" and "loss" in jobs[bad]["error"]
     # Every job runs; the failed one is named at the end and the sweep exits with status 1.
