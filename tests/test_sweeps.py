@@ -263,6 +263,13 @@ def test_joblib_failed_job_recorded_and_one_wandb_run_per_job(tmp_path):
     assert wandb_cfg["group"] == "penalties/quick"  # the sweep's runs share a group
 
 
+def test_submitit_local_sweep_prints_its_progress_lines(tmp_path):
+    """submitit's local executor (the SLURM code path without a cluster): each job in its
+    own process; the launching process prints one k/N line per finished job."""
+    sweep, result = _failing_sweep(tmp_path, "launcher=submitit_local")
+    _check_one_failed_one_completed(sweep, result)
+
+
 # -- the CIFAR-10 path of the paper-scale randomization experiment --------------------------
 
 SITECUSTOMIZE = '''\
