@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from reglab.models.member_layers import select_members
+
 PerMember = float | Sequence[float] | Mapping[int, float] | Tensor
 
 
@@ -176,8 +178,8 @@ class _MemberOptimizer:
         if [tuple(p.shape) for p in new_params] != shapes:
             raise ValueError(f"new_params must be aligned with the old parameters: {shapes}")
         for st in self.state:
-            for name, t in st.items():
-                st[name] = t.index_select(0, torch.tensor(idx, device=t.device))
+            for name, t in st.items():  # in the parameter's layout, as zeros_like made it
+                st[name] = select_members(t, torch.tensor(idx, device=t.device))
         self.params, self.members = new_params, len(idx)
         self._host = {name: [values[i] for i in idx] for name, values in self._host.items()}
         self._flags = {name: [values[i] for i in idx] for name, values in self._flags.items()}

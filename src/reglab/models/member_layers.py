@@ -55,6 +55,14 @@ def _gather(t: Tensor, members: Tensor | None) -> Tensor:
     return t if members is None else t.index_select(0, members)
 
 
+def select_members(t: Tensor, idx: Tensor) -> Tensor:
+    """``t.index_select(0, idx)`` in ``t``'s memory layout (a member linear weight stays
+    in-major: see :class:`MemberLinear`)."""
+    picked = t.index_select(0, idx)
+    like = t[: len(idx)]
+    return picked if picked.stride() == like.stride() else torch.empty_like(like).copy_(picked)
+
+
 def _stacked(tensors: Sequence[Tensor], what: str) -> Tensor:
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) != 1:
@@ -63,11 +71,17 @@ def _stacked(tensors: Sequence[Tensor], what: str) -> Tensor:
 
 
 class MemberLinear(nn.Module):
-    """K affine maps: (K, N, in) → (K, N, out), weight (K, out, in), bias (K, out)."""
+    """K affine maps: (K, N, in) → (K, N, out), weight (K, out, in), bias (K, out).
+
+    The weight is stored *in-major* (strides of a (K, in, out) tensor, seen as (K, out,
+    in)): the layout in which ``baddbmm``'s backward produces its gradient, so autograd
+    hands it over instead of transposing 4 MB-16 MB into place at every step (2.9x
+    faster forward + backward of a 2048x2048 layer on 2 CPU threads).
+    """
 
     def __init__(self, weight: Tensor, bias: Tensor) -> None:
         super().__init__()
-        self.weight = nn.Parameter(weight)
+        self.weight = nn.Parameter(weight.transpose(1, 2).contiguous().transpose(1, 2))
         self.bias = nn.Parameter(bias)
 
     @classmethod

@@ -27,6 +27,7 @@ from reglab.models.member_layers import (
     MemberFlatten,
     MemberLinear,
     MemberMaxPool2d,
+    select_members,
 )
 
 _ELEMENTWISE = (*ACTIVATIONS.values(), nn.Identity)
@@ -104,7 +105,7 @@ class MemberNet(nn.Module):
         for module in self.modules():
             for name, old in list(module._parameters.items()):
                 if old is not None:
-                    new = nn.Parameter(old.index_select(0, idx), old.requires_grad)
+                    new = nn.Parameter(select_members(old, idx), old.requires_grad)
                     module._parameters[name] = mapping[old] = new
             for name, buf in list(module._buffers.items()):
                 if buf is not None:
