@@ -18,9 +18,7 @@ About a minute on one CPU core with the defaults.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from reglab.data import TensorDataModule
+from reglab.illustrate.common import load_mnist, parse_settings, write_caption
 from reglab.models import MLP, DropoutSpec
 from reglab.report import published as pub
 from reglab.report.plotting import DPI
@@ -58,21 +57,6 @@ class Trained:
     weights: np.ndarray  # (256, 784) first-layer weights
     activations: np.ndarray  # (probe images, 256), eval mode
     loss: float  # reconstruction loss on the probe batch (binary cross-entropy per pixel)
-
-
-def load_mnist(train_size: int, seed: int, root: str | None = None) -> TensorDataModule:
-    """A seeded MNIST subset with pixels in [0, 1] (the reconstruction target)."""
-    root = root or os.environ.get("REGLAB_DATA_DIR", "data")
-    data = TensorDataModule(
-        "mnist",
-        root,
-        download=False,
-        val_size=0,
-        train_size=train_size,
-        normalize="unit",
-        seed=seed,
-    )
-    return data.load()
 
 
 def autoencoder(p: float, seed: int) -> MLP:
@@ -208,7 +192,7 @@ def numbers(nets: list[Trained], cfg: Settings) -> dict:
 
 def run(out: Path, cfg: Settings, root: str | None = None) -> dict:
     """Train both nets, write the two figures and their JSON; return the numbers."""
-    data = load_mnist(cfg.train_size, cfg.seed, root)
+    data = load_mnist(cfg.train_size, cfg.seed, root, normalize="unit")  # the BCE target
     nets = [
         train(1.0, "without dropout", data, cfg),
         train(P_RETAIN, f"dropout p = {P_RETAIN:g}", data, cfg),
@@ -242,23 +226,13 @@ def run(out: Path, cfg: Settings, root: str | None = None) -> dict:
         ),
     }
     for stem, caption in captions.items():
-        payload = {"caption": caption, "numbers": result}
-        (out / f"{stem}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        write_caption(out, stem, caption, result)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = Settings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("reports/illustrations"))
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--train-size", type=int, default=defaults.train_size)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = Settings(steps=args.steps, train_size=args.train_size, seed=args.seed)
-    print(json.dumps(run(args.out, cfg), indent=2))
+    out, cfg = parse_settings(__doc__, Settings(), ("steps", "train_size", "seed"), argv)
+    print(json.dumps(run(out, cfg), indent=2))
     return 0
 
 

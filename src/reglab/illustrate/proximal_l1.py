@@ -15,9 +15,7 @@ About 10-20 s on one CPU core with the defaults.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from matplotlib.figure import Figure
 
 from reglab.data import TensorDataModule
 from reglab.evaluation import evaluate
+from reglab.illustrate.common import load_mnist, parse_settings, write_caption
 from reglab.models import MLP
 from reglab.regularizers import L1, L1Proximal, Regularizer, as_stack, zero_fraction
 from reglab.report.plotting import DPI
@@ -56,15 +55,6 @@ class Trace:
     zero_fraction: np.ndarray  # (steps + 1,)
     weights: np.ndarray  # (steps + 1, tracked)
     test_error: float
-
-
-def load_mnist(train_size: int, seed: int, root: str | None = None) -> TensorDataModule:
-    """A seeded MNIST subset (no validation hold-out), standardised inputs."""
-    root = root or os.environ.get("REGLAB_DATA_DIR", "data")
-    data = TensorDataModule(
-        "mnist", root, download=False, val_size=0, train_size=train_size, seed=seed
-    )
-    return data.load()
 
 
 def train(
@@ -240,27 +230,14 @@ def run(out: Path, cfg: Settings, root: str | None = None) -> tuple[Path, dict]:
         "(b, c) First-layer weights: under the sign update (dashed) they overshoot 0 by up "
         "to ηλ and keep crossing it; under the proximal step (solid) they stop exactly at 0."
     )
-    payload = {"caption": caption, "numbers": result}
-    (out / f"{STEM}.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    write_caption(out, STEM, caption, result)
     return png, result
 
 
 def main(argv: list[str] | None = None) -> int:
-    defaults = Settings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("reports/illustrations"))
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--lam", type=float, default=defaults.lam)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--train-size", type=int, default=defaults.train_size)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = Settings(
-        steps=args.steps, lr=args.lr, lam=args.lam, train_size=args.train_size, seed=args.seed
-    )
-    png, result = run(args.out, cfg)
+    options = ("steps", "lam", "lr", "train_size", "seed")
+    out, cfg = parse_settings(__doc__, Settings(), options, argv)
+    png, result = run(out, cfg)
     print(json.dumps(result, indent=2))
     print(png)
     return 0
