@@ -22,9 +22,9 @@ class Cadence:
     def __init__(self, settings) -> None:
         self.s = settings
         checkpoint = settings.checkpoint
-        self.enabled = bool(checkpoint.get("enabled", True))
-        self.every_n_steps = checkpoint.get("every_n_steps")
-        minutes = checkpoint.get("every_minutes")
+        self.enabled = bool(checkpoint.enabled)
+        self.every_n_steps = checkpoint.every_n_steps
+        minutes = checkpoint.every_minutes
         self.every_s = None if minutes is None else float(minutes) * 60.0
         self.saved_at = time.monotonic()
 

@@ -22,6 +22,17 @@ DATASET_SHAPES = {
     "digits": (1437, 360, 8),  # scikit-learn's 1,797, the last 20 % as the test split
 }
 
+#: Each data set's image channels; every one has 10 classes.
+DATASET_CHANNELS = {"mnist": 1, "fashion_mnist": 1, "cifar10": 3, "digits": 1}
+NUM_CLASSES = 10
+
+
+def data_shape(data) -> tuple[tuple[int, int, int], int]:
+    """The network's input shape (C, H, W) after ``data.crop`` and the classes."""
+    side = DATASET_SHAPES[data.name][2]
+    side = min(side, int(data.crop)) if data.get("crop") else side
+    return (DATASET_CHANNELS[data.name], side, side), NUM_CLASSES
+
 
 def data_size_error(
     name: str, n_train: int, side: int, crop: int | None, val_size: int, train_size: int | None

@@ -11,7 +11,7 @@ from torch import nn
 
 from reglab.models.dropout import set_stochastic
 
-ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh)
+ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU)
 
 
 def error_percent(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -98,15 +98,13 @@ def activation_probe(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     return stats
 
 
-# -- members of a stack (reglab.models.stack): one value per member ----------------------
+# -- members of a stack (reglab.models.stack.StackedNet): one value per member ----------
 @torch.no_grad()
 def evaluate_members(
-    net: nn.Module, data, split: str, members: torch.Tensor, mc_samples: int = 0
+    net, data, split: str, members: torch.Tensor, mc_samples: int = 0
 ) -> tuple[list[float], list[float]]:
     """Mean cross-entropy and error % of each of ``members`` over ``split`` in eval mode,
     or of averaging ``mc_samples`` stochastic passes (Srivastava §7.5) when > 0."""
-    from reglab.models.stack import set_member_stochastic
-
     was_training = net.training
     net.eval()
     k = len(members)
@@ -115,14 +113,14 @@ def evaluate_members(
     count = torch.zeros_like(wrong)
     for x, y, valid in data.eval_batches(split, members):
         if mc_samples:
-            set_member_stochastic(net, True)
+            net.set_stochastic(True)
             try:
                 probs = 0
                 for i in range(mc_samples):
                     net.set_mask_counter(-(i + 1))
                     probs = probs + F.softmax(net(x, members=members).float(), dim=-1)
             finally:
-                set_member_stochastic(net, False)
+                net.set_stochastic(False)
             log_probs = (probs / mc_samples).clamp_min(1e-12).log()
         else:
             log_probs = net(x, members=members).float()
@@ -139,69 +137,25 @@ def evaluate_members(
 
 
 @torch.no_grad()
-def probe_members(net: nn.Module, x: torch.Tensor, members: torch.Tensor) -> list[dict[str, float]]:
+def probe_members(net, x: torch.Tensor, members: torch.Tensor) -> list[dict[str, float]]:
     """:func:`activation_probe` for each of ``members`` on its own images ``x`` (k, N, ...)."""
-    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, ACTIVATION_TYPES)]
-    records: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    hooks = [
-        m.register_forward_hook(
-            lambda m, inp, out, name=name: records.__setitem__(name, (inp[0], out))
-        )
-        for name, m in layers
-    ]
     was_training = net.training
     net.eval()
     try:
-        net(x, members=members)
+        _, records = net.forward_recording(x, members, ACTIVATION_TYPES)
     finally:
         net.train(was_training)
-        for hook in hooks:
-            hook.remove()
     columns: dict[str, torch.Tensor] = {}
-    for name, _ in layers:
+    names = list(records)
+    for name in names:
         out = records[name][1].float().flatten(1)
         columns[f"act/{name}/mean"] = out.mean(1)
         columns[f"act/{name}/zero_fraction"] = (out == 0).float().mean(1)
-    if layers:
-        pre = records[layers[-1][0]][0].float()
+    if names:
+        pre = records[names[-1]][0].float()
         unit = pre.flatten(3).mean(3)[:, :, 0] if pre.dim() > 3 else pre[:, :, 0]
         q = torch.quantile(unit, torch.tensor([0.15, 0.5, 0.85], device=unit.device), dim=1)
         for i, p in enumerate((15, 50, 85)):
             columns[f"probe/last_preact_p{p}"] = q[i]
     host = {key: values.tolist() for key, values in columns.items()}
     return [{key: values[i] for key, values in host.items()} for i in range(len(members))]
-
-
-def final_metrics(stack, ks: list[int]) -> list[dict]:
-    """Errors (%) and losses on every split, zero-weight fraction, label noise and probe of
-    the final weights of members ``ks`` of ``stack`` (:class:`reglab.training.Stack`), in
-    eval mode. What the evaluation row of their last step already holds (same weights, same
-    arithmetic) is read from it; the rest is evaluated for all of ``ks`` at once."""
-    data, rows = stack.data, [stack.members[k].rows[stack.members[k].step] for k in ks]
-    out: list[dict] = [{} for _ in ks]
-    for split, name in (("train", "train_eval"), ("val", "val"), ("test", "test")):
-        todo = [
-            i for i, k in enumerate(ks) if data.sizes[split][k] and f"{name}/error" not in rows[i]
-        ]
-        if todo:
-            idx = torch.tensor([ks[i] for i in todo], device=stack.device)
-            for i, loss, error in zip(
-                todo, *evaluate_members(stack.net, data, name, idx), strict=True
-            ):
-                rows[i] = rows[i] | {f"{name}/loss": loss, f"{name}/error": error}
-        for i, k in enumerate(ks):
-            has = data.sizes[split][k] > 0
-            out[i][f"{split}_error"] = rows[i][f"{name}/error"] if has else None
-            out[i][f"{split}_loss"] = rows[i][f"{name}/loss"] if has else None
-    mc = [i for i, k in enumerate(ks) if stack.members[k].cfg.dropout.mc_samples]
-    if mc:  # the members of a stack share mc_samples (it is not stackable)
-        samples = stack.members[ks[mc[0]]].cfg.dropout.mc_samples
-        idx = torch.tensor([ks[i] for i in mc], device=stack.device)
-        losses, errors = evaluate_members(stack.net, data, "test", idx, samples)
-        for i, loss, error in zip(mc, losses, errors, strict=True):
-            out[i]["test_error_mc"], out[i]["test_loss_mc"] = error, loss
-    for i, k in enumerate(ks):
-        out[i]["zero_weight_fraction"] = rows[i]["weights/zero_fraction"]
-        out[i]["label_noise_fraction"] = data.label_noise[k]
-        out[i] |= {key: v for key, v in rows[i].items() if key.startswith(("act/", "probe/"))}
-    return out

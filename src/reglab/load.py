@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 MODEL_FILE = "model.pt"
@@ -72,7 +71,7 @@ def input_spec(data) -> dict:
 
 def save_model(path: Path, state_dict: dict, spec: dict, config: dict) -> None:
     payload = {"state_dict": state_dict, "input": spec, "model": config["model"]}
-    payload["dropout"] = config["dropout"]
+    payload |= {"dropout": config["dropout"], "seed": config.get("seed", 0)}
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
@@ -83,14 +82,14 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, InputTransform]:
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model (is the run completed?)")
+    from omegaconf import OmegaConf
+
+    from reglab.classifier import build_model
+
     saved = torch.load(path, map_location="cpu", weights_only=True)
     spec = dict(saved["input"])
     shape, classes = spec.pop("input_shape"), spec.pop("num_classes")
-    model = instantiate(
-        saved["model"],
-        input_shape=tuple(shape),
-        num_classes=classes,
-        dropout=instantiate(saved["dropout"]),
-    )
+    cfg = OmegaConf.create({k: saved.get(k, 0) for k in ("model", "dropout", "seed")})
+    model = build_model(cfg, tuple(shape), classes)  # as the run built it
     model.load_state_dict(saved["state_dict"])
     return model.eval(), InputTransform(**spec)

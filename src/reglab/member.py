@@ -28,7 +28,8 @@ CHECKPOINTS = "checkpoints"
 #: The checkpoint key holding the run's resolved config: a run killed before it wrote a
 #: summary can still be told apart from a rerun of another config (reglab.rerun).
 CONFIG_KEY = "reglab_config"
-FORMAT_KEY = "reglab_member"  # checkpoints of the stacked engine (older ones are ignored)
+FORMAT_KEY = "reglab_member"  # 2: Lightning-format member checkpoints (older ones are ignored)
+FORMAT = 2
 
 
 @dataclass
@@ -153,18 +154,37 @@ class Member:
     def checkpoint_path(self) -> Path:
         return self.out_dir / CHECKPOINTS / "last.ckpt"
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """``last.ckpt``: this member's weights, optimizer and schedule state, step, history
-        and training sums; written to a temporary file, then renamed (kill -9 safe)."""
-        path = self.checkpoint_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = state | {
-            FORMAT_KEY: 1,
+    def save_checkpoint(self, state: dict[str, Any], module, extra: dict[str, Any]) -> None:
+        """``last.ckpt``: a Lightning checkpoint of this member as a stack of one
+        (``StackedClassifier.load_from_checkpoint`` reads it) plus what resuming it in any
+        stack needs: weights, optimizer and schedule state, step, history, training sums.
+        Written to a temporary file, then renamed (kill -9 safe)."""
+        import pytorch_lightning as pl
+
+        one = {f"net.body.{k}": v.unsqueeze(0) for k, v in state["model"].items()}
+        payload = extra | {
+            "pytorch-lightning_version": pl.__version__,
+            "global_step": self.step,
+            "epoch": 0,
+            "state_dict": one,
+            "hyper_parameters": {
+                "configs": [self.config],
+                "input_shape": list(module.hparams.input_shape),
+                "num_classes": module.hparams.num_classes,
+            },
+            FORMAT_KEY: FORMAT,
+            "member": state,
             "step": self.step,
             "history": self.history,
             "epoch_means": self.epoch_means,
             CONFIG_KEY: self.config,
         }
+        self.save_file(self.checkpoint_path.name, payload)
+
+    def save_file(self, name: str, payload: dict[str, Any]) -> None:
+        """``checkpoints/<name>``, atomically."""
+        path = self.out_dir / CHECKPOINTS / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(payload, tmp)
         os.replace(tmp, path)
@@ -207,7 +227,7 @@ def read_checkpoint(path: Path) -> dict | None:
     if not path.exists():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return saved if FORMAT_KEY in saved else None
+    return saved if saved.get(FORMAT_KEY) == FORMAT else None
 
 
 def resolved(cfg: DictConfig) -> dict:

@@ -1,11 +1,13 @@
 """Optimizers for stacked training: K members of one architecture, each with its own settings.
 
 Every parameter has a leading member axis of size K. ``MemberSGD``/``MemberAdam``/``MemberAdamW``
-apply torch.optim's single-tensor (``foreach=False``) update to each member with its own ``lr``,
-``momentum``/``betas`` and ``weight_decay``, (K,) vectors broadcast as (K, 1, 1, ...). Updates are
-elementwise per member, so a member can be saved (``state_of``), moved to another stack
-(``load_state_of``) or dropped (``keep``) without changing anyone's trajectory.
-``MemberSchedules`` runs one torch lr scheduler per member on that member's own epochs.
+are ``torch.optim.Optimizer`` subclasses (one param group) that apply torch.optim's single-tensor
+(``foreach=False``) update to each member with its own ``lr``, ``momentum``/``betas`` and
+``weight_decay``: (K,) float64 CPU tensors in ``param_groups[0]``, uploaded to the device as
+(K, 1, 1, ...) coefficient blocks only when they change. Updates are elementwise per member, so a
+member can be saved (``state_of``), moved to another stack (``load_state_of``) or dropped
+(``keep``) without changing anyone's trajectory. ``MemberSchedules`` runs one torch lr scheduler
+per member on that member's own epochs.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-from reglab.models.member_layers import select_members
+from torch.optim import optimizer as torch_optimizer
 
 PerMember = float | Sequence[float] | Mapping[int, float] | Tensor
 
@@ -27,10 +28,18 @@ def momentum_at(step: int, start: float, end: float, steps: int) -> float:
     return start + t * (end - start)
 
 
+def select_members(t: Tensor, idx: Tensor) -> Tensor:
+    """``t.index_select(0, idx)`` in ``t``'s memory layout (a member linear weight stays
+    in-major)."""
+    picked = t.index_select(0, idx)
+    like = t[: len(idx)]
+    return picked if picked.stride() == like.stride() else torch.empty_like(like).copy_(picked)
+
+
 def _hyper(name: str) -> property:
     """A per-member hyperparameter as a list of floats; assigning calls set_hyperparameters."""
     return property(
-        lambda self: list(self._host[name]),
+        lambda self: list(self._synced()[name]),
         lambda self, value: self.set_hyperparameters(**{name: value}),
         doc=f"Per-member {name}.",
     )
@@ -50,142 +59,266 @@ def _upload(rows: list[list[float]], device: torch.device) -> Tensor:
 
 def _scalar(name: str, value: Any) -> float:
     """A hyperparameter every member shares; a sequence of equal values is accepted too."""
+    value = value.tolist() if isinstance(value, Tensor) else value
     values = set(map(float, value)) if isinstance(value, Sequence) else {float(value)}
     if len(values) != 1:
         raise ValueError(f"{name} must be the same for all members, got {value}")
     return values.pop()
 
 
-class _MemberOptimizer:
-    """Shared bookkeeping: per-member hyperparameters, step counts and state slices."""
+def _expand(name: str, value: Any, members: int, current: list | None = None) -> list[float]:
+    """A scalar, K values or ``{member: value}`` (changing ``current``) → K floats."""
+    if isinstance(value, Mapping):
+        if current is None:
+            raise TypeError(f"{name}: {{member: value}} only changes existing values")
+        new = list(current)
+        for k, v in value.items():
+            new[int(k)] = float(v)
+        return new
+    if isinstance(value, Tensor):
+        value = value.tolist()
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != members:
+            raise ValueError(f"{name}: {len(value)} values for {members} members")
+        return [float(v) for v in value]
+    return [float(value)] * members
+
+
+class _MemberOptimizer(torch.optim.Optimizer):
+    """One param group of stacked tensors. Per-member values live in ``param_groups[0]`` as (K,)
+    CPU tensors (hyperparameters float64, ``steps`` int64, flags bool), shared ones as floats;
+    ``_sync`` mirrors them on the host, re-reading a value whose object or version changed.
+    Methods mutate their caches in place, never rebind attributes, so Lightning's optimizer
+    wrapper (which forwards missing attributes) shares them."""
 
     per_member: tuple[str, ...] = ()  # per-member hyperparameters
+    shared: tuple[str, ...] = ()  # hyperparameters all members share
+    flags: tuple[str, ...] = ()  # per-member bookkeeping
     state_names: tuple[str, ...] = ()  # per-parameter state tensors
 
-    def __init__(self, params: Iterable[Tensor], members: int | None, hyper: dict) -> None:
-        self.params: list[Tensor] = list(params)
-        if not self.params or not all(isinstance(p, Tensor) for p in self.params):
+    def __init__(
+        self, params: Iterable[Tensor], members: int | None, hyper: dict, shared: dict
+    ) -> None:
+        params = list(params)
+        if not params or not all(isinstance(p, Tensor) for p in params):
             raise TypeError("params must be a non-empty list of stacked tensors (no groups)")
-        self.members = int(self.params[0].shape[0]) if members is None else int(members)
-        for p in self.params:
-            if p.dim() < 1 or p.shape[0] != self.members:
-                raise ValueError(f"shape {tuple(p.shape)}: no member axis {self.members}")
-        self.device = self.params[0].device
-        self._host: dict[str, list[float]] = {}  # hyperparameters, host mirror
-        self._flags: dict[str, list[bool]] = {}  # other per-member bookkeeping
-        self.steps: list[int] = [0] * self.members  # each member's own update count
-        self.state: list[dict[str, Tensor]] = [{} for _ in self.params]
-        self._step_t: Tensor | None = None  # ``steps`` on the device (Adam)
-        self._invalidate()
-        self.set_hyperparameters(**hyper)
+        k = int(params[0].shape[0]) if members is None and params[0].dim() else members
+        for p in params:
+            if p.dim() < 1 or p.shape[0] != k:
+                raise ValueError(f"shape {tuple(p.shape)}: no member axis {k}")
+        hyper = {n: torch.tensor(_expand(n, v, k), dtype=torch.float64) for n, v in hyper.items()}
+        defaults = {n: v.clone() for n, v in hyper.items()} | shared
+        group = {"params": params, **hyper, "steps": [0] * k}
+        super().__init__(
+            [group | {f: torch.zeros(k, dtype=torch.bool) for f in self.flags}], defaults
+        )
+        self._init_mirrors()
 
-    def _expand(self, name: str, value: Any) -> list[float]:
-        if isinstance(value, Mapping):
-            new = list(self._host[name])
-            for k, v in value.items():
-                new[int(k)] = float(v)
-            return new
-        if isinstance(value, Tensor):
-            value = value.tolist()
-        if isinstance(value, Sequence) and not isinstance(value, str):
-            if len(value) != self.members:
-                raise ValueError(f"{name}: {len(value)} values for {self.members} members")
-            return [float(v) for v in value]
-        return [float(value)] * self.members
+    def _init_mirrors(self) -> None:
+        self._kind = type(self).__name__
+        self._tracked = (*self.per_member, *self.shared, *self.flags, "steps")
+        self._host: dict[str, Any] = {}  # host mirror of the group's values
+        self._seen: dict[str, tuple[Any, int]] = {}  # (object, version) mirrored
+        self._cache: dict[Any, Any] = {}  # coefficient blocks on the device
+        self._dev: dict[str, Tensor] = {}  # ``steps`` on the device (Adam)
+        self._sync()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "_seen" not in self.__dict__:  # unpickled or deep-copied: rebuild the mirrors
+            self._init_mirrors()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if self.param_groups:
+            raise ValueError(f"{type(self).__name__} takes exactly one parameter group")
+        super().add_param_group(param_group)
+
+    @property
+    def params(self) -> list[Tensor]:
+        return self.param_groups[0]["params"]
+
+    @property
+    def members(self) -> int:
+        return int(self.params[0].shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    def _sync(self) -> None:
+        """Re-read every group value whose object or (tensor) version is not the one seen."""
+        group, seen = self.param_groups[0], self._seen
+        for name in self._tracked:
+            v = group[name]
+            last = seen.get(name)
+            if last is None or v is not last[0] or getattr(v, "_version", 0) != last[1]:
+                self._read(group, name, v)
+
+    def _read(self, group: dict[str, Any], name: str, v: Any) -> None:
+        if name in self.shared:
+            new = group[name] = _scalar(name, v)
+        elif name == "steps":  # a list of ints: a new one each step is cheaper than a tensor op
+            new = group[name] = [int(s) for s in _expand(name, v, self.members)]
+            self._dev.clear()
+        else:
+            dtype, k = torch.bool if name in self.flags else torch.float64, self.members
+            if not (isinstance(v, Tensor) and v.dtype == dtype and v.shape == (k,) and v.is_cpu):
+                floats = _expand(name, v, k, self._host.get(name))
+                v = group[name] = torch.tensor(floats, dtype=dtype)
+            new = v.tolist()
+        self._seen[name] = (group[name], getattr(group[name], "_version", 0))
+        if name != "steps" and new != self._host.get(name):
+            self._host[name] = new
+            self._cache.clear()
+
+    def _synced(self) -> dict[str, Any]:
+        self._sync()
+        return self._host
 
     def set_hyperparameters(self, **per_member: PerMember) -> None:
         """Per-member values: a scalar, K values or ``{member: value}``; unchanged: no upload."""
+        host, group = self._synced(), self.param_groups[0]
         for name, value in per_member.items():
             if name not in self.per_member:
                 raise TypeError(f"{type(self).__name__} has no per-member {name!r}")
-            new = self._expand(name, value)
-            if new != self._host.get(name):
-                self._host[name] = new
-                self._invalidate()
+            new = _expand(name, value, self.members, host[name])
+            if new != host[name]:
+                group[name] = torch.tensor(new, dtype=torch.float64)
+        self._sync()
 
     @property
     def hyperparameters(self) -> dict[str, list[float]]:
-        return {name: list(values) for name, values in self._host.items()}
+        host = self._synced()
+        return {name: list(host[name]) for name in self.per_member}
+
+    @property
+    def steps(self) -> list[int]:
+        """Each member's own update count."""
+        return list(self.param_groups[0]["steps"])
 
     lr = _hyper("lr")
-
-    def _invalidate(self) -> None:
-        self._block: Tensor | None = None  # coefficient rows on the device, master dtype
-        self._cast: dict[tuple[torch.dtype, int], dict[str, Tensor]] = {}
 
     def _coefficients(self, dtype: torch.dtype, dim: int = 1) -> dict[str, Tensor]:
         """The subclass's ``_rows()`` as (K, 1, ...) tensors for ``dim``-d parameters of
         ``dtype``; uploaded and cast only after a change."""
-        if self._block is None:
+        c = self._cache
+        if "block" not in c:
             rows = self._rows()
-            self._names = list(rows)
-            self._block = _upload(list(rows.values()), self.device).view(len(rows), self.members)
-        if (dtype, dim) not in self._cast:
-            block = self._block.to(dtype).view(*self._block.shape, *([1] * (dim - 1)))
-            self._cast[dtype, dim] = dict(zip(self._names, block, strict=True))
-        return self._cast[dtype, dim]
+            c["names"] = list(rows)
+            c["block"] = _upload(list(rows.values()), self.device).view(len(rows), self.members)
+        if (dtype, dim) not in c:
+            block = c["block"].to(dtype).view(*c["block"].shape, *([1] * (dim - 1)))
+            c[dtype, dim] = dict(zip(c["names"], block, strict=True))
+        return c[dtype, dim]
 
-    def _view(self, v: Tensor, p: Tensor) -> Tensor:
-        return v.view(self.members, *([1] * (p.dim() - 1)))
-
-    def _buffer(self, i: int, name: str) -> Tensor:
-        st = self.state[i]
+    def _buffer(self, p: Tensor, name: str) -> Tensor:
+        st = self.state[p]
         if name not in st:
-            st[name] = torch.zeros_like(self.params[i], memory_format=torch.preserve_format)
+            st[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return st[name]
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if p.grad is not None:
-                p.grad = None if set_to_none else p.grad.detach().zero_()
+    def _count_step(self) -> None:
+        group = self.param_groups[0]
+        steps = group["steps"] = [s + 1 for s in group["steps"]]
+        self._seen["steps"] = (steps, 0)
+        if "steps" in self._dev:
+            self._dev["steps"] += 1
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter with a grad; returns ``closure()``'s loss if given."""
+        if (
+            self._optimizer_step_pre_hooks
+            or self._optimizer_step_post_hooks
+            or torch_optimizer._global_optimizer_pre_hooks
+            or torch_optimizer._global_optimizer_post_hooks
+            or torch._C._autograd._profiler_enabled()
+        ):
+            return self._hooked_step(closure)
+        return self._step(closure)
+
+    # torch wraps step() to run step hooks under a profiler label (~20 us a step on 2 CPU
+    # threads); here that wrapper (_hooked_step) runs only when hooks or a profiler are on
+    step.hooked = True  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def _step(self, closure: Callable[[], Any] | None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._sync()
+        self._update()
+        return loss
+
+    def _update(self) -> None:
+        raise NotImplementedError
+
+    def _put(self, name: str, k: int, value: Any) -> None:
+        """Member ``k`` of group value ``name`` := value, in a copy (state dicts keep theirs)."""
+        t = self.param_groups[0][name].clone()
+        t[k] = value
+        self.param_groups[0][name] = t
 
     def state_of(self, k: int) -> dict[str, Any]:
         """Member ``k``'s hyperparameters, step count and state slices, cloned to CPU."""
+        host = self._synced()
         return {
-            "optimizer": type(self).__name__,
-            "hyperparameters": {name: values[k] for name, values in self._host.items()},
-            "flags": {name: values[k] for name, values in self._flags.items()},
+            "optimizer": self._kind,
+            "hyperparameters": {name: host[name][k] for name in self.per_member},
+            "flags": {name: host[name][k] for name in self.flags},
             "steps": self.steps[k],
-            "state": [{n: t[k].to("cpu", copy=True) for n, t in st.items()} for st in self.state],
+            "state": [
+                {n: t[k].to("cpu", copy=True) for n, t in self.state.get(p, {}).items()}
+                for p in self.params
+            ],
         }
 
     def load_state_of(self, k: int, state: dict[str, Any]) -> None:
         """Put a member saved by ``state_of`` (any stack, same architecture) at position ``k``."""
-        if state["optimizer"] != type(self).__name__:
-            raise ValueError(f"state of a {state['optimizer']}, not a {type(self).__name__}")
+        if state["optimizer"] != self._kind:
+            raise ValueError(f"state of a {state['optimizer']}, not a {self._kind}")
         if len(state["state"]) != len(self.params):
             raise ValueError("saved state has a different number of parameters")
         self.set_hyperparameters(**{n: {k: v} for n, v in state["hyperparameters"].items()})
         for name, value in state["flags"].items():
-            self._flags[name][k] = value
-        self.steps[k] = int(state["steps"])
-        for i, saved in enumerate(state["state"]):
+            self._put(name, k, value)
+        steps = self.steps
+        steps[k] = int(state["steps"])
+        self.param_groups[0]["steps"] = steps
+        for p, saved in zip(self.params, state["state"], strict=True):
             for name in self.state_names:
                 if name in saved:
-                    self._buffer(i, name)[k].copy_(saved[name])
-                elif name in self.state[i]:
-                    self.state[i][name][k].zero_()
-        self._step_t = None
-        self._invalidate()
+                    self._buffer(p, name)[k].copy_(saved[name])
+                elif name in self.state.get(p, {}):
+                    self.state[p][name][k].zero_()
+        self._sync()
 
     def keep(self, idx: Sequence[int], new_params: Iterable[Tensor]) -> None:
         """Keep only members ``idx`` (in that order); ``new_params`` replace the old params."""
         idx = [int(i) for i in idx]
         if any(not 0 <= i < self.members for i in idx):
             raise IndexError(f"members {idx} out of range for {self.members}")
-        new_params = list(new_params)
-        shapes = [(len(idx), *p.shape[1:]) for p in self.params]
+        new_params, old = list(new_params), self.params
+        shapes = [(len(idx), *p.shape[1:]) for p in old]
         if [tuple(p.shape) for p in new_params] != shapes:
             raise ValueError(f"new_params must be aligned with the old parameters: {shapes}")
-        for st in self.state:
-            for name, t in st.items():  # in the parameter's layout, as zeros_like made it
-                st[name] = select_members(t, torch.tensor(idx, device=t.device))
-        self.params, self.members = new_params, len(idx)
-        self._host = {name: [values[i] for i in idx] for name, values in self._host.items()}
-        self._flags = {name: [values[i] for i in idx] for name, values in self._flags.items()}
-        self.steps = [self.steps[i] for i in idx]
-        self._step_t = None
-        self._invalidate()
+        self._sync()
+        rows, group, state = torch.tensor(idx), self.param_groups[0], {}
+        for p, q in zip(old, new_params, strict=True):
+            if p in self.state:  # in the parameter's layout, as zeros_like made it
+                state[q] = {
+                    n: select_members(t, rows.to(t.device)) for n, t in self.state[p].items()
+                }
+        self.state.clear()
+        self.state.update(state)
+        group["params"] = new_params
+        for name in (*self.per_member, *self.flags):
+            group[name] = group[name].index_select(0, rows)
+        group["steps"] = [group["steps"][i] for i in idx]
+        self._sync()
+
+
+_MemberOptimizer._hooked_step = torch.optim.Optimizer.profile_hook_step(_MemberOptimizer._step)
 
 
 class MemberSGD(_MemberOptimizer):
@@ -193,6 +326,8 @@ class MemberSGD(_MemberOptimizer):
     member's first grad once its momentum is nonzero, dampening, Nesterov."""
 
     per_member = ("lr", "momentum", "weight_decay", "nesterov")
+    shared = ("dampening",)
+    flags = ("momentum_started",)
     state_names = ("momentum_buffer",)
 
     def __init__(
@@ -206,20 +341,19 @@ class MemberSGD(_MemberOptimizer):
         *,
         members: int | None = None,
     ) -> None:
-        self.dampening = _scalar("dampening", dampening)
         nesterov = float(nesterov) if isinstance(nesterov, bool) else nesterov
         hyper = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-        super().__init__(params, members, hyper)
-        self._flags["momentum_started"] = [False] * self.members
-        for m, nest in zip(self._host["momentum"], self._host["nesterov"], strict=True):
-            if nest and (m <= 0 or self.dampening != 0):
+        super().__init__(params, members, hyper, dict(dampening=_scalar("dampening", dampening)))
+        h = self._host
+        for m, nest in zip(h["momentum"], h["nesterov"], strict=True):
+            if nest and (m <= 0 or h["dampening"] != 0):
                 raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     momentum = _hyper("momentum")
 
     def _rows(self) -> dict[str, list[float]]:
-        h, d = self._host, self.dampening
-        ms = list(zip(h["momentum"], self._flags["momentum_started"], h["nesterov"], strict=True))
+        h, d = self._host, self._host["dampening"]
+        ms = list(zip(h["momentum"], h["momentum_started"], h["nesterov"], strict=True))
         return {
             "neg_lr": [-lr for lr in h["lr"]],
             "wd": h["weight_decay"],
@@ -231,19 +365,18 @@ class MemberSGD(_MemberOptimizer):
             "buf": [float(m != 0 and not n) for m, _, n in ms],
         }
 
-    @torch.no_grad()
-    def step(self) -> None:
+    def _update(self) -> None:
         h = self._host
         on = [m != 0 for m in h["momentum"]]
         use_buf = [a and not n for a, n in zip(on, h["nesterov"], strict=True)]
         decay = any(wd != 0 for wd in h["weight_decay"])
-        for i, p in enumerate(self.params):
+        for p in self.params:
             if p.grad is None:
                 continue
             co = self._coefficients(p.dtype, p.dim())
             grad = p.grad.addcmul(p, co["wd"]) if decay else p.grad
             if any(on):
-                buf = self._buffer(i, "momentum_buffer")
+                buf = self._buffer(p, "momentum_buffer")
                 buf.mul_(co["a"]).addcmul_(grad, co["b"])
                 if all(use_buf):
                     grad = buf
@@ -252,11 +385,11 @@ class MemberSGD(_MemberOptimizer):
                 else:
                     grad = torch.where(co["buf"] != 0, buf, grad.addcmul(buf, co["c"]))
             p.addcmul_(grad, co["neg_lr"])
-        self.steps = [s + 1 for s in self.steps]
-        started = [s or a for s, a in zip(self._flags["momentum_started"], on, strict=True)]
-        if started != self._flags["momentum_started"]:
-            self._flags["momentum_started"] = started
-            self._invalidate()
+        self._count_step()
+        started = [s or a for s, a in zip(h["momentum_started"], on, strict=True)]
+        if started != h["momentum_started"]:
+            self.param_groups[0]["momentum_started"] = torch.tensor(started)
+            self._sync()
 
 
 class MemberAdam(_MemberOptimizer):
@@ -264,6 +397,7 @@ class MemberAdam(_MemberOptimizer):
     for the bias corrections. ``betas``: one (beta1, beta2) pair or one pair per member."""
 
     per_member = ("lr", "beta1", "beta2", "weight_decay")
+    shared = ("eps",)
     state_names = ("exp_avg", "exp_avg_sq")
     decoupled = False
     default_weight_decay = 0.0
@@ -279,11 +413,9 @@ class MemberAdam(_MemberOptimizer):
         members: int | None = None,
     ) -> None:
         weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
-        self.eps = _scalar("eps", eps)
         b1, b2 = self._split(betas)
-        super().__init__(
-            params, members, dict(lr=lr, beta1=b1, beta2=b2, weight_decay=weight_decay)
-        )
+        hyper = dict(lr=lr, beta1=b1, beta2=b2, weight_decay=weight_decay)
+        super().__init__(params, members, hyper, dict(eps=_scalar("eps", eps)))
 
     @staticmethod
     def _split(betas: Any) -> tuple[Any, Any]:
@@ -305,7 +437,8 @@ class MemberAdam(_MemberOptimizer):
 
     @property
     def betas(self) -> list[tuple[float, float]]:
-        return list(zip(self._host["beta1"], self._host["beta2"], strict=True))
+        host = self._synced()
+        return list(zip(host["beta1"], host["beta2"], strict=True))
 
     def _rows(self) -> dict[str, list[float]]:
         h = self._host
@@ -315,33 +448,34 @@ class MemberAdam(_MemberOptimizer):
         rows["decay"] = [1 - lr * wd for lr, wd in zip(h["lr"], h["weight_decay"], strict=True)]
         return rows
 
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps = [s + 1 for s in self.steps]
-        if self._step_t is None:
-            self._step_t = _upload([self.steps], self.device)[0]
-        else:
-            self._step_t += 1
-        co64 = self._coefficients(_master_dtype(self.device))
-        bc1 = 1 - co64["beta1"] ** self._step_t
-        bc2 = 1 - co64["beta2"] ** self._step_t
+    def _update(self) -> None:
+        params, device = self.params, self.device
+        self._count_step()
+        if "steps" not in self._dev:
+            self._dev["steps"] = _upload([self.steps], device)[0]
+        step_t = self._dev["steps"]
+        co64 = self._coefficients(_master_dtype(device))
+        bc1 = 1 - co64["beta1"] ** step_t
+        bc2 = 1 - co64["beta2"] ** step_t
         per_step = torch.stack([-(co64["lr"] / bc1), bc2.sqrt()])  # -step_size, sqrt(bc2)
-        cast = {dtype: per_step.to(dtype) for dtype in {p.dtype for p in self.params}}
+        cast = {dtype: per_step.to(dtype) for dtype in {p.dtype for p in params}}
         decay = any(wd != 0 for wd in self._host["weight_decay"])
-        for i, p in enumerate(self.params):
+        eps = self._host["eps"]
+        for p in params:
             if p.grad is None:
                 continue
             co = self._coefficients(p.dtype, p.dim())
-            neg_step_size, bc2_sqrt = (self._view(v, p) for v in cast[p.dtype])
+            shape = (-1, *([1] * (p.dim() - 1)))
+            neg_step_size, bc2_sqrt = (v.view(shape) for v in cast[p.dtype])
             grad = p.grad
             if decay and self.decoupled:
                 p.mul_(co["decay"])
             elif decay:
                 grad = grad.addcmul(p, co["wd"])
-            exp_avg, exp_avg_sq = self._buffer(i, "exp_avg"), self._buffer(i, "exp_avg_sq")
+            exp_avg, exp_avg_sq = self._buffer(p, "exp_avg"), self._buffer(p, "exp_avg_sq")
             exp_avg.lerp_(grad, co["one_minus_beta1"])
             exp_avg_sq.mul_(co["beta2"]).addcmul_(grad * co["one_minus_beta2"], grad)
-            denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(self.eps)
+            denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
             p.addcdiv_(exp_avg * neg_step_size, denom)
 
 

@@ -7,46 +7,43 @@ same path (:mod:`reglab.training`); a member's result does not depend on its sta
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from reglab import optim
+from reglab.callbacks import MemberRuns, _limits
+from reglab.classifier import StackedClassifier
 from reglab.data import DataError, TensorDataModule, sources
-from reglab.data.stack import StackData
+from reglab.data.stack import StackDataModule
 from reglab.load import input_spec
 from reglab.locks import JobLock, skipped
 from reglab.member import Job, Member, read_checkpoint, resolved
-from reglab.models.stack import MemberNet
+from reglab.models.stack import StackError
 from reglab.progress import bar_allowed, no_bar, quiet_job_console
-from reglab.regularizers import Regularizer
 from reglab.rerun import changed_settings, set_aside
-from reglab.seeding import Stream, stream_seed
+from reglab.signals import Signals
 from reglab.summary import read_summary, write_json_atomic
-from reglab.training import Interrupted, Stack
 from reglab.validation import ConfigError, validate
 
 log = logging.getLogger("reglab")
+# Lightning's console: no banners (GPU/TPU available, tips) and no notes on the endless,
+# fetched-in-step training batches that stacks use on purpose (StackDataModule).
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+for note in ("You are using the `dataloader_iter`", "Found `dataloader_iter`", ".*LeafSpec"):
+    warnings.filterwarnings("ignore", message=note)
 
 # Importing Lightning sets this, which turns torch.optim's per-step CUDA check into an
 # uncached NVML query (~0.2 ms a step). reglab forks no DataLoader workers.
 os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-
-#: torch.optim classes of conf/optimizer and their member-aware versions (reglab.optim).
-MEMBER_OPTIMIZERS = {
-    "torch.optim.SGD": optim.MemberSGD,
-    "torch.optim.Adam": optim.MemberAdam,
-    "torch.optim.AdamW": optim.MemberAdamW,
-}
-#: Optimizer settings that may differ between members (the rest must be equal).
-PER_MEMBER_OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay", "betas")
 
 
 class RunFailed(RuntimeError):
@@ -109,12 +106,10 @@ def run_stack(
                 member.hydra_logs = hydra_logs
                 todo.append((i, member))
         if todo:
-            settings = _settings(todo[0][1].cfg)
-            device = _device(todo[0][1].cfg)
-            _configure_torch(todo[0][1].cfg, device)
+            _configure_torch(todo[0][1].cfg)
             loaded = _load_data(todo, summaries, record_failures)
             for group in _phase_groups(loaded):
-                summaries |= _train(group, settings, device)
+                summaries |= _train(group)
     finally:  # done with these jobs (or failed): another process may take them
         for _, m in todo:
             m.lock.release()
@@ -198,49 +193,45 @@ def _failed(job: Job, message: str, record: bool) -> dict:
     return summary
 
 
-def _settings(cfg: DictConfig) -> SimpleNamespace:
-    """The keys every member of a stack shares and the loop reads."""
+#: Trainer keys reglab applies per member (its cadence, limits, clipping) or maps to
+#: Lightning's (precision tf32); every other key goes to the Trainer as it is.
+PER_MEMBER_TRAINER_KEYS = (
+    "max_epochs", "max_steps", "val_check_interval", "check_val_every_n_epoch",
+    "gradient_clip_val", "gradient_clip_algorithm",
+)  # fmt: skip
+
+
+def build_trainer(cfg: DictConfig, callbacks: list, logger, max_steps: int, root: Path):
+    """Lightning's Trainer from ``cfg.trainer`` (Hydra instantiates its ``_target_``).
+
+    Members have their own epochs, limits and evaluations (:class:`reglab.callbacks.
+    MemberRuns` applies the keys of :data:`PER_MEMBER_TRAINER_KEYS` with Lightning's
+    rules to each); the Trainer runs until the last member ends (at most ``max_steps``).
+    """
     t = cfg.trainer
-    max_steps, max_epochs = int(t.get("max_steps", -1)), t.get("max_epochs")
-    if max_epochs is None:  # Lightning's rule: 1000 epochs unless max_steps is set
-        max_epochs = 1000 if max_steps == -1 else None
-    elif max_epochs == -1:
-        max_epochs = None
-    ramp = cfg.get("momentum_ramp")
-    return SimpleNamespace(
-        max_steps=max_steps,
-        max_epochs=max_epochs,
-        check_val_every_n_epoch=t.get("check_val_every_n_epoch", 1),
-        val_check_interval=t.get("val_check_interval"),
-        log_every_n_steps=int(t.get("log_every_n_steps", 50)),
-        precision=str(t.get("precision", "32-true")),
-        progress=bool(t.get("enable_progress_bar", True)) and bar_allowed(),
-        compile=bool(cfg.get("compile", False)),
-        checkpoint=cfg.checkpoint,
-        momentum_ramp=SimpleNamespace(**ramp) if ramp else None,
-        stop_when_fit=bool(cfg.stop_when_fit),
-        fit_threshold=float(cfg.fit_threshold),
-        probe_size=int(cfg.probe_size),
-        divergence_check_every=50,
-    )
+    kwargs = {k: t[k] for k in t if k not in PER_MEMBER_TRAINER_KEYS and not k.startswith("_")}
+    precision = str(t.get("precision", "32-true"))
+    kwargs["precision"] = "32-true" if precision == "tf32" else precision
+    kwargs["enable_progress_bar"] = bool(t.get("enable_progress_bar", True)) and bar_allowed()
+    kwargs |= {
+        "callbacks": callbacks,
+        "logger": logger,
+        "max_epochs": -1,
+        "max_steps": max_steps,
+        "limit_val_batches": 0,  # members evaluate at their own cadence (MemberRuns)
+        "num_sanity_val_steps": 0,
+        "enable_checkpointing": False,  # each member's own last.ckpt (MemberRuns)
+        "default_root_dir": str(root),
+    }
+    return instantiate(OmegaConf.create({"_target_": t._target_}), **kwargs)
 
 
-def _device(cfg: DictConfig) -> torch.device:
-    accelerator = str(cfg.trainer.get("accelerator", "cpu"))
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA device is available")
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _configure_torch(cfg: DictConfig, device: torch.device) -> None:
+def _configure_torch(cfg: DictConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.trainer.get("deterministic"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-    if device.type == "cuda" and str(cfg.trainer.get("precision")) == "tf32":
+    if str(cfg.trainer.get("precision")) == "tf32":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
@@ -282,80 +273,56 @@ def _phase_groups(loaded):
     return list(groups.values())
 
 
-def _train(group, settings: SimpleNamespace, device: torch.device) -> dict[int, dict]:
-    """Build the stack of ``group`` and train it to the end of every member."""
+def _train(group) -> dict[int, dict]:
+    """Build the stack of ``group`` (a LightningModule, its data, reglab's callbacks) and
+    let Lightning's Trainer fit it to the end of every member."""
     members = [m for _, m, _ in group]
+    modules = [dm for _, _, dm in group]
+    cfg = members[0].cfg
+    info = {"id": _stack_id(members), "size": len(members)}
+    callbacks = [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values()]
+    runs = [c for c in callbacks if isinstance(c, MemberRuns)]
+    if len(runs) != 1:
+        raise ConfigError("callbacks: reglab-train needs exactly one reglab.callbacks.MemberRuns")
     try:
-        stack = _build(group, settings, device)
+        module = StackedClassifier(
+            [m.config for m in members], modules[0].input_shape, modules[0].num_classes
+        )
+        data = StackDataModule(modules, modules[0].prepared)
         for m in members:
             start = f"from step {m.step}" if m.step else "from scratch"
-            m.note(
-                "training %s in stack %s of %d member(s)",
-                start,
-                stack.stack_info["id"],
-                len(members),
-            )
-        try:
-            summaries = stack.fit()
-        except Interrupted:
-            summaries = stack.summaries
+            m.note("training %s in stack %s of %d member(s)", start, info["id"], len(members))
+            m.open_loggers()
+        # a stack of one is an ordinary Lightning run: its loggers are the Trainer's too
+        logger = members[0].loggers if len(members) == 1 else False
+        steps = max(_steps_left(m, dm) for m, dm in zip(members, modules, strict=True))
+        trainer = build_trainer(cfg, callbacks, logger, steps, members[0].out_dir)
+        with Signals() as signals:
+            runs[0].attach(members, info, cfg.trainer, signals)
+            # SIGTERM: every member saved its checkpoint and wrote its summary
+            with contextlib.suppress(SIGTERMException):
+                trainer.fit(module, datamodule=data)
     except torch.OutOfMemoryError as error:  # the launcher retries in smaller stacks
         for m in members:
             m.close_loggers({})
         raise StackOutOfMemory(str(error).splitlines()[0]) from None
+    except (StackError, ValueError) as error:
+        for m in members:
+            m.close_loggers({})
+        message = str(error).splitlines()[0]
+        return {i: _failed(m.job, message, True) for i, m, _ in group}
     by_dir = {str(m.out_dir): i for i, m, _ in group}
-    return {by_dir[d]: s for d, s in summaries.items()}
+    return {by_dir[d]: s for d, s in runs[0].summaries.items()}
 
 
-def _build(group, settings: SimpleNamespace, device: torch.device) -> Stack:
-    """The stack of ``group``: shared data, one net, optimizer, schedules, regularizer;
-    members resumed from their own checkpoints."""
-    members = [m for _, m, _ in group]
-    modules = [dm for _, _, dm in group]
-    cfgs = [m.cfg for m in members]
-    data = StackData(modules, modules[0].prepared, device)
-    net = MemberNet.from_solo(
-        [_solo_model(cfg, modules[0]) for cfg in cfgs],
-        [stream_seed(cfg.seed, Stream.DROPOUT) & 0x7FFF_FFFF for cfg in cfgs],
-    ).to(device)
-    regularizer = Regularizer.stack([instantiate(cfg.regularizer) for cfg in cfgs], device)
-    optimizer = _optimizer(cfgs, list(net.parameters()))
-    make_scheduler = instantiate(cfgs[0].scheduler) if cfgs[0].get("scheduler") else None
-    schedules = optim.MemberSchedules(make_scheduler, optimizer.lr)
-    info = {"id": _stack_id(members), "size": len(members)}
-    stack = Stack(members, data, net, regularizer, optimizer, schedules, settings, device, info)
-    for k, m in enumerate(members):
-        if m.saved is not None:
-            stack.load_member(k, m.saved)
-            m.saved = None
-        m.open_loggers()
-    return stack
-
-
-def _solo_model(cfg: DictConfig, data: TensorDataModule) -> torch.nn.Module:
-    """The member's network as a solo run builds it: its own initialization stream."""
-    torch.manual_seed(stream_seed(cfg.seed, Stream.INIT))
-    return instantiate(
-        cfg.model,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        dropout=instantiate(cfg.dropout),
-        seed=cfg.seed,
-    )
-
-
-def _optimizer(cfgs: list[DictConfig], params: list[torch.nn.Parameter]):
-    """The member-aware version of the configured torch.optim class, per-member settings."""
-    target = cfgs[0].optimizer._target_
-    if target not in MEMBER_OPTIMIZERS:
-        raise ConfigError(
-            f"optimizer._target_={target}: allowed are {', '.join(MEMBER_OPTIMIZERS)}"
-        )
-    settings = {k: v for k, v in resolved(cfgs[0].optimizer).items() if not k.startswith("_")}
-    for key in PER_MEMBER_OPTIMIZER_KEYS:
-        if key in settings:
-            settings[key] = [resolved(c.optimizer)[key] for c in cfgs]
-    return MEMBER_OPTIMIZERS[target](params, **settings, members=len(cfgs))
+def _steps_left(m: Member, dm: TensorDataModule) -> int:
+    """Steps member ``m`` has left by its own limits (the Trainer's ``max_steps``)."""
+    max_steps, max_epochs = _limits(m.cfg.trainer)
+    nb = -(-len(dm.splits["train"]) // dm.batch_size)
+    limits = [max_steps] if max_steps > 0 else []
+    if max_epochs is not None:
+        limits.append(max_epochs * nb)
+    return max(1, min(limits) - m.step) if limits else -1
 
 
 def _stack_id(members: list[Member]) -> str:

@@ -26,6 +26,10 @@ class TrainSums:
         self.epoch.add_(step)
         self.since_eval.add_(step)
 
+    def to(self, device) -> TrainSums:
+        self.epoch, self.since_eval = self.epoch.to(device), self.since_eval.to(device)
+        return self
+
     def take(self, which: str, k: int) -> dict[str, float]:
         """Member k's sums of ``which`` (epoch, since_eval), which then restart from 0."""
         table = getattr(self, which)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import pytorch_lightning as pl
 import torch
 
 from reglab.data.batches import EpochPermutation
@@ -89,6 +90,8 @@ class StackData:
         )
         self._shared: dict[str, torch.Tensor | None] = {}
         self._image_stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.steps = [0] * len(members)  # each member's position: its optimizer steps
+        self.steps_t: torch.Tensor | None = None  # the same on the device, kept in step
 
     def __len__(self) -> int:
         return len(self.order_seeds)
@@ -113,8 +116,35 @@ class StackData:
         self._orders = [self._orders[k] for k in idx]
         self._order_rows = self._order_rows.index_select(0, members.to(self.device))
         self._order_labels = self._order_labels.index_select(0, members.to(self.device))
+        self.steps = [self.steps[k] for k in idx]
+        self.steps_t = None
 
     # -- training batches ------------------------------------------------------------------
+    def start_at(self, k: int, step: int) -> None:
+        """Member k resumes at ``step`` (its checkpoint's)."""
+        self.steps[k] = step
+        self.steps_t = None
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's batch at its current step (:meth:`advance` moves on)."""
+        if self.steps_t is None:
+            self.steps_t = torch.tensor(self.steps, device=self.device)
+        return self.train_batch(self.steps, self.steps_t, self.step_length())
+
+    def advance(self) -> None:
+        """Every member took its step."""
+        self.steps = [s + 1 for s in self.steps]
+        self.steps_t += 1
+
+    def step_length(self) -> int:
+        """The members' common batch size at their current steps."""
+        if self.full_batches:
+            return self.batch_size
+        lengths = {self.batch_length(k, s) for k, s in enumerate(self.steps)}
+        if len(lengths) != 1:
+            raise RuntimeError("members' batches differ in size; plan them apart")
+        return lengths.pop()
+
     def batch_length(self, k: int, step: int) -> int:
         """The size of member k's batch at its step ``step`` (smaller at an epoch's end)."""
         n, nb = self.sizes["train"][k], self.batches_per_epoch[k]
@@ -240,3 +270,71 @@ def per_image_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std of each image of ``x`` (K, B, C, H, W), the std at least 1/√pixels."""
     flat = x.flatten(2)
     return flat.mean(dim=2), flat.std(dim=2).clamp_min(1.0 / flat.shape[2] ** 0.5)
+
+
+class _TrainBatches:
+    """Endless training batches of a stack, each drawn when asked for (no prefetch: a
+    member may leave the stack between two steps)."""
+
+    def __init__(self, data: StackData) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield self.data.next_batch()
+
+
+class _EvalBatches:
+    def __init__(self, data: StackData, split: str) -> None:
+        self.data, self.split = data, split
+
+    def __iter__(self):
+        members = torch.arange(len(self.data), device=self.data.device)
+        return self.data.eval_batches(self.split, members)
+
+
+class StackDataModule(pl.LightningDataModule):
+    """The stack's data for Lightning: each member's splits (loaded ``TensorDataModule``\\ s
+    sharing ``prepared``), held on the training device as one :class:`StackData`.
+
+    ``train_dataloader`` is endless: each member's batch at its own step; a run ends by
+    its members' own limits (:class:`reglab.callbacks.MemberRuns`) or the Trainer's.
+    ``val``/``test_dataloader`` give (images, labels, valid) chunks of every member.
+    """
+
+    def __init__(self, members: Sequence[TensorDataModule], prepared: RawData) -> None:
+        super().__init__()
+        self.members, self.prepared = list(members), prepared
+        self.data: StackData | None = None
+
+    @classmethod
+    def from_configs(cls, configs) -> StackDataModule:
+        """Load each composed config's data (a notebook: ``[cfg]``)."""
+        from hydra.utils import instantiate
+
+        from reglab.data import sources
+
+        first = configs[0].data
+        raw = sources.load(first.name, first.root, first.download)
+        modules = [
+            instantiate(c.data, corruption=instantiate(c.corruption), seed=c.seed) for c in configs
+        ]
+        prepared = modules[0].prepare(raw)
+        return cls([m.load(prepared) for m in modules], prepared)
+
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        if self.data is None or self.data.device != torch.device(device):
+            self.data = StackData(self.members, self.prepared, torch.device(device))
+
+    def train_dataloader(self):
+        return _TrainBatches(self.data)
+
+    def val_dataloader(self):
+        return _EvalBatches(self.data, "val")
+
+    def test_dataloader(self):
+        return _EvalBatches(self.data, "test")
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch  # already there

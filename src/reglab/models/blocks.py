@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 
 from torch import nn
 
-from reglab.models.dropout import DropoutSpec, MaskSource, RetentionDropout
+from reglab.models.dropout import DropoutSpec, RetentionDropout, bind_dropout
+from reglab.seeding import Stream, stream_seed
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -24,12 +25,14 @@ def hidden_block(
     width: int,
     act: str,
     batchnorm: bool,
-    masks: MaskSource,
     spec: DropoutSpec,
     conv: bool = False,
     pool: int = 1,
 ) -> Iterator[tuple[str, nn.Module]]:
     """Named layers of one hidden block: affine map, [BN], activation, [pool], dropout.
+
+    The dropout layer is there whatever its p (p = 1 keeps every unit and is skipped), so
+    a dropout-rate sweep's nets share one architecture and stack together.
 
     Batchnorm sits between the affine map and the nonlinearity, as in Ioffe & Szegedy
     (2015) §3.2 ("we add the BN transform immediately before the nonlinearity").
@@ -40,14 +43,12 @@ def hidden_block(
     yield f"act{index}", activation(act)
     if pool > 1:
         yield f"pool{index}", nn.MaxPool2d(pool)
-    if spec.p_hidden < 1.0:  # the retention probability of hidden units (Srivastava et al.)
-        spatial = conv and spec.spatial
-        yield f"drop{index}", RetentionDropout(spec.p_hidden, masks, spec.mode, spatial=spatial)
+    # the retention probability of hidden units (Srivastava et al.)
+    yield f"drop{index}", RetentionDropout(spec.p_hidden, spec.mode, spatial=conv and spec.spatial)
 
 
-def input_dropout(masks: MaskSource, spec: DropoutSpec) -> Iterator[tuple[str, nn.Module]]:
-    if spec.p_input < 1.0:
-        yield "drop_in", RetentionDropout(spec.p_input, masks, spec.mode, spatial=False)
+def input_dropout(spec: DropoutSpec) -> Iterator[tuple[str, nn.Module]]:
+    yield "drop_in", RetentionDropout(spec.p_input, spec.mode, spatial=False)
 
 
 def init_normal_(model: nn.Module, std: float) -> None:
@@ -65,26 +66,25 @@ def dense_blocks(
     first_index: int,
     act: str,
     batchnorm: bool,
-    masks: MaskSource,
     spec: DropoutSpec,
 ) -> list[tuple[str, nn.Module]]:
     """Fully connected hidden blocks of the given widths, then the linear output layer."""
     layers: list[tuple[str, nn.Module]] = []
     for index, width in enumerate(map(int, widths), start=first_index):
         linear = nn.Linear(width_in, width)
-        layers += hidden_block(index, linear, width, act, batchnorm, masks, spec)
+        layers += hidden_block(index, linear, width, act, batchnorm, spec)
         width_in = width
     layers.append(("out", nn.Linear(width_in, num_classes)))
     return layers
 
 
 class LayerStack(nn.Sequential):
-    """Named layers in order, plus the model's dropout-mask stream and optional init."""
+    """Named layers in order; dropout masks from the run's seed (its own stream)."""
 
     def __init__(
-        self, layers: list[tuple[str, nn.Module]], masks: MaskSource, init_std: float | None
+        self, layers: list[tuple[str, nn.Module]], seed: int, init_std: float | None
     ) -> None:
         super().__init__(OrderedDict(layers))
-        self.masks = masks
+        bind_dropout(self, stream_seed(seed, Stream.DROPOUT))
         if init_std is not None:
             init_normal_(self, init_std)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from reglab.models.blocks import LayerStack, dense_blocks, hidden_block, input_dropout
-from reglab.models.dropout import DropoutSpec, MaskSource
+from reglab.models.dropout import DropoutSpec
 
 
 class CNN(LayerStack):
@@ -35,8 +35,7 @@ class CNN(LayerStack):
         seed: int = 0,
     ) -> None:
         spec = dropout or DropoutSpec()
-        masks = MaskSource(seed)
-        layers: list[tuple[str, nn.Module]] = list(input_dropout(masks, spec))
+        layers: list[tuple[str, nn.Module]] = list(input_dropout(spec))
         c_in = int(input_shape[0])
         for index, c_out in enumerate(map(int, channels), start=1):
             conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2)
@@ -46,7 +45,6 @@ class CNN(LayerStack):
                 c_out,
                 activation,
                 batchnorm,
-                masks,
                 spec,
                 conv=True,
                 pool=pool,
@@ -64,7 +62,6 @@ class CNN(LayerStack):
             len(channels) + 1,
             activation,
             batchnorm,
-            masks,
             spec,
         )
-        super().__init__(layers, masks, init_std)
+        super().__init__(layers, seed, init_std)

@@ -8,7 +8,7 @@ from math import prod
 from torch import nn
 
 from reglab.models.blocks import LayerStack, dense_blocks, input_dropout
-from reglab.models.dropout import DropoutSpec, MaskSource
+from reglab.models.dropout import DropoutSpec
 
 
 class MLP(LayerStack):
@@ -29,10 +29,9 @@ class MLP(LayerStack):
         seed: int = 0,
     ) -> None:
         spec = dropout or DropoutSpec()
-        masks = MaskSource(seed)
         layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
-        layers += input_dropout(masks, spec)
+        layers += input_dropout(spec)
         layers += dense_blocks(
-            prod(input_shape), hidden, num_classes, 1, activation, batchnorm, masks, spec
+            prod(input_shape), hidden, num_classes, 1, activation, batchnorm, spec
         )
-        super().__init__(layers, masks, init_std)
+        super().__init__(layers, seed, init_std)

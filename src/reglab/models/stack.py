@@ -1,214 +1,216 @@
-"""Stacked training: K independent networks ("members") vectorized as one module.
+"""Stacked training: K networks of one architecture ("members") as one module, through
+``torch.func`` — the model-ensembling recipe (``stack_module_state``, ``functional_call``,
+``vmap``), so any ``nn.Module`` stacks without per-layer code.
 
-Every weight, buffer and activation of a :class:`MemberNet` carries a leading *member
-axis* of size K: a linear weight is (K, out, in), a batch of activations (K, N, features)
-or (K, N, C, H, W). Member k is exactly the solo model k it was stacked from
-(:meth:`MemberNet.from_solo`); nothing is shared between members. Its layers, and the
-counter-based dropout masks that make a member's masks independent of its stack, are in
-:mod:`reglab.models.member_layers`.
+:class:`StackedNet` keeps a copy of the architecture (``body``) whose every parameter and
+buffer carries a leading *member axis* of size K, and a weightless template on the meta
+device. Its forward maps member k's tensors and member k's inputs through the template,
+vectorized by ``vmap(randomness="error")``: nothing random may happen inside (reglab's
+dropout draws counter-based masks, :mod:`reglab.models.dropout`), and each member's
+batchnorm keeps its own running statistics. Member k is exactly the solo model it was
+stacked from; :meth:`StackedNet.member_state_dict` gives it back.
+
+Linear weights (2-d per member) are stored *in-major* (strides of (K, in, out), seen as
+(K, out, in)): the layout in which the batched matmul's backward produces their gradient,
+so autograd hands it over instead of transposing megabytes into place at every step.
 """
 
 from __future__ import annotations
 
 import copy
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, vmap
 
-from reglab.models.blocks import ACTIVATIONS
-from reglab.models.dropout import RetentionDropout
-from reglab.models.member_layers import (
-    M31,
-    MemberBatchNorm,
-    MemberConv2d,
-    MemberDropout,
-    MemberFlatten,
-    MemberLinear,
-    MemberMaxPool2d,
-    select_members,
-)
-
-_ELEMENTWISE = (*ACTIVATIONS.values(), nn.Identity)
+from reglab.models.dropout import dropout_layers, set_stochastic
 
 
-class MemberNet(nn.Module):
-    """K networks of one architecture as one module; member k ↔ index k of every tensor.
+class StackError(ValueError):
+    """The models cannot be stacked (different architectures, or a module vmap refuses)."""
 
-    Children keep the solo model's layer names (``fc1``, ``bn1``, ``act1``, ``drop1``, ...)
-    and activation modules are real submodules, so forward hooks see (K, N, ...) tensors.
-    Buffers ``seeds`` (K,) are the members' mask seeds, ``mask_counter`` (K,) their mask
-    counters (see the module docstring).
-    """
 
-    def __init__(self, layers: Sequence[tuple[str, nn.Module]], seeds: Sequence[int]) -> None:
+def select_members(t: Tensor, idx: Tensor) -> Tensor:
+    """``t.index_select(0, idx)`` in ``t``'s memory layout (in-major weights stay so)."""
+    picked = t.index_select(0, idx)
+    like = t[: len(idx)]
+    return picked if picked.stride() == like.stride() else torch.empty_like(like).copy_(picked)
+
+
+def _in_major(t: Tensor) -> Tensor:
+    return t.transpose(1, 2).contiguous().transpose(1, 2) if t.dim() == 3 else t
+
+
+def _signature(model: nn.Module) -> list[tuple]:
+    """What must agree between members: module types, tensor names, shapes and dtypes."""
+    sig: list[tuple] = [(n, type(m).__name__) for n, m in model.named_modules()]
+    sig += [(n, tuple(t.shape), t.dtype) for n, t in model.named_parameters()]
+    sig += [(n, tuple(t.shape), t.dtype) for n, t in model.named_buffers()]
+    return sig
+
+
+def _slot(root: nn.Module, name: str) -> tuple[nn.Module, str]:
+    module_name, _, leaf = name.rpartition(".")
+    return root.get_submodule(module_name), leaf
+
+
+class StackedNet(nn.Module):
+    """K copies of one architecture; member k ↔ index k of every tensor (see module doc)."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
         super().__init__()
-        for name, layer in layers:
-            self.add_module(name, layer)
-        seeds = torch.as_tensor(seeds, dtype=torch.int64).flatten()
-        if bool(((seeds < 0) | (seeds > M31)).any()):
-            raise ValueError(f"mask seeds must lie in [0, 2**31), got {seeds.tolist()}")
-        self.register_buffer("seeds", seeds)
-        self.register_buffer("mask_counter", torch.zeros_like(seeds))
-
-    @classmethod
-    def from_solo(cls, models: Sequence[nn.Module], mask_seeds: Sequence[int]) -> MemberNet:
-        """Stack solo ``MLP``/``CNN`` models; member k starts bitwise equal to models[k]."""
-        if len(models) != len(mask_seeds) or not models:
-            raise ValueError(f"{len(models)} models but {len(mask_seeds)} mask seeds")
-        device = next(models[0].parameters()).device
-        layers = [(name, _convert(name, solo)) for name, solo in _aligned_layers(models)]
-        return cls(layers, mask_seeds).to(device)
+        if not models:
+            raise StackError("no models to stack")
+        first = _signature(models[0])
+        for k, model in enumerate(models[1:], start=1):
+            other = _signature(model)
+            if other != first:
+                diff = next((a, b) for a, b in zip(first, other, strict=False) if a != b)
+                raise StackError(f"member {k} has another architecture: {diff[1]} vs {diff[0]}")
+        self.body = copy.deepcopy(models[0])
+        # A weightless copy to call with each member's tensors; not a submodule, so it
+        # holds no state and never moves.
+        self.__dict__["template"] = copy.deepcopy(models[0]).to("meta")
+        states = [dict(m.named_parameters()) | dict(m.named_buffers()) for m in models]
+        with torch.no_grad():
+            for name, _ in list(self.body.named_parameters()):
+                module, leaf = _slot(self.body, name)
+                stacked = torch.stack([s[name].detach() for s in states])
+                module._parameters[leaf] = nn.Parameter(_in_major(stacked))
+            for name, _ in list(self.body.named_buffers()):
+                module, leaf = _slot(self.body, name)
+                module._buffers[leaf] = torch.stack([s[name] for s in states])
+        self.refresh()
 
     @property
     def num_members(self) -> int:
-        return self.seeds.shape[0]
+        return next(iter(self.state_tensors())).shape[0]
 
-    def set_mask_counter(self, counter: int | Sequence[int] | Tensor) -> None:
-        """Set every member's mask counter (one int for all, or one per member)."""
-        value = torch.as_tensor(counter, dtype=torch.int64)
-        self.mask_counter.copy_(value.to(self.mask_counter.device).expand_as(self.mask_counter))
+    def state_tensors(self) -> Iterator[Tensor]:
+        yield from self.body.parameters()
+        yield from self.body.buffers()
+
+    def refresh(self) -> None:
+        """The template's per-layer shortcuts after members changed (dropout p = 1 in all)."""
+        stacked = dict(dropout_layers(self.body))
+        for name, layer in dropout_layers(self.template):
+            layer.all_retained = bool((stacked[name].p == 1.0).all())
+
+    def train(self, mode: bool = True) -> StackedNet:
+        super().train(mode)
+        self.template.train(mode)
+        return self
+
+    def set_stochastic(self, stochastic: bool) -> None:
+        """Random dropout masks at evaluation too (Monte-Carlo averaging, Srivastava §7.5)."""
+        set_stochastic(self.template, stochastic)
+
+    def set_mask_counter(self, counter: int | Tensor) -> None:
+        """Every member's dropout-mask counter: its step, or ``-(i + 1)`` for MC pass i."""
+        for _, layer in dropout_layers(self.body):
+            layer.counter.copy_(torch.as_tensor(counter).expand_as(layer.counter))
+
+    # -- forward ---------------------------------------------------------------------------
+    def _tensors(self, members: Tensor | None) -> tuple[dict, dict]:
+        params = dict(self.body.named_parameters())
+        buffers = dict(self.body.named_buffers())
+        if members is not None:  # evaluation of some members: copies, nothing written back
+            params = {n: p.index_select(0, members) for n, p in params.items()}
+            buffers = {n: b.index_select(0, members) for n, b in buffers.items()}
+        return params, buffers
+
+    def _call(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
+        return functional_call(self.template, (params, buffers), (x,))
 
     def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
-        """Logits (K, N, classes) of x (K, N, ...); or only of ``members`` (a LongTensor).
+        """Outputs (K, N, ...) of inputs x (K, N, ...), member k's input through member k;
+        with ``members`` (a LongTensor, evaluation only) x holds those members' inputs."""
+        params, buffers = self._tensors(members)
+        return vmap(self._call, randomness="error")(params, buffers, x)
 
-        With ``members``, x is (len(members), N, ...) and the members' parameters, running
-        stats, seeds, counters and p are gathered; no parameter is modified (batchnorm in
-        training mode still updates those members' running stats).
-        """
-        seeds, counter = self.seeds, self.mask_counter
-        if members is not None:
-            members = torch.as_tensor(members, dtype=torch.int64, device=seeds.device)
-            seeds, counter = seeds.index_select(0, members), counter.index_select(0, members)
-        if x.shape[0] != seeds.shape[0]:
-            raise ValueError(f"input has {x.shape[0]} members, expected {seeds.shape[0]}")
-        for layer in self.children():
-            if isinstance(layer, MemberDropout):
-                x = layer(x, seeds, counter, members=members)
-            elif isinstance(layer, MemberLinear | MemberConv2d | MemberBatchNorm):
-                x = layer(x, members=members)
-            else:
-                x = layer(x)
-        return x
+    def forward_recording(
+        self, x: Tensor, members: Tensor, kinds: tuple[type[nn.Module], ...]
+    ) -> tuple[Tensor, dict[str, tuple[Tensor, Tensor]]]:
+        """:meth:`forward` of ``members`` plus the input and output (k, N, ...) of every
+        layer of the ``kinds`` given (activation statistics, :mod:`reglab.evaluation`)."""
+        layers = [(n, m) for n, m in self.template.named_modules() if isinstance(m, kinds)]
 
-    @torch.no_grad()
-    def keep(self, members: Sequence[int] | Tensor) -> dict[nn.Parameter, nn.Parameter]:
-        """Keep only ``members`` (in that order), in place; returns old → new Parameter.
+        def call(params, buffers, x):
+            records: dict[str, tuple[Tensor, Tensor]] = {}
+            hooks = [
+                m.register_forward_hook(
+                    lambda m, i, o, name=name: records.__setitem__(name, (i[0], o))
+                )
+                for name, m in layers
+            ]
+            try:
+                return self._call(params, buffers, x), records
+            finally:
+                for hook in hooks:
+                    hook.remove()
 
-        Parameters keep their slots, so ``parameters()`` lists the new ones in the old
-        order: an optimizer's per-parameter state can be compacted in lockstep with
-        ``index_select(0, members)``. Gradients are dropped.
-        """
-        idx = torch.as_tensor(members, dtype=torch.int64, device=self.seeds.device)
-        mapping: dict[nn.Parameter, nn.Parameter] = {}
-        for module in self.modules():
-            for name, old in list(module._parameters.items()):
-                if old is not None:
-                    new = nn.Parameter(select_members(old, idx), old.requires_grad)
-                    module._parameters[name] = mapping[old] = new
-            for name, buf in list(module._buffers.items()):
-                if buf is not None:
-                    module._buffers[name] = buf.index_select(0, idx)
-            if isinstance(module, MemberDropout):
-                module.refresh()
-        return mapping
+        params, buffers = self._tensors(members)
+        return vmap(call, randomness="error")(params, buffers, x)
 
-    def _stateful(self):
-        """(name, layer) of the layers whose state a solo model's state_dict holds."""
-        for name, layer in self.named_children():
-            if isinstance(layer, MemberLinear | MemberConv2d | MemberBatchNorm):
-                yield name, layer
+    def check(self, example: Tensor) -> None:
+        """A trial forward (training mode, on copies) of ``example`` (K, N, ...); a module
+        that vmap cannot run per member is named in a :class:`StackError`."""
+        params = {n: p.detach().clone() for n, p in self.body.named_parameters()}
+        buffers = {n: b.clone() for n, b in self.body.named_buffers()}
+        entered: list[str] = []
+        hooks = [
+            m.register_forward_pre_hook(lambda m, i, name=name: entered.append(name))
+            for name, m in self.template.named_modules()
+            if name
+        ]
+        was = self.training
+        self.train(True)
+        try:
+            with torch.no_grad():
+                vmap(self._call, randomness="error")(params, buffers, example)
+        except Exception as error:  # any failure is the reason
+            where = entered[-1] if entered else type(self.template).__name__
+            kind = type(self.template.get_submodule(entered[-1])).__name__ if entered else ""
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise StackError(
+                f"{where} ({kind}): cannot run per member under torch.func.vmap: {reason}"
+            ) from None
+        finally:
+            self.train(was)
+            for hook in hooks:
+                hook.remove()
 
+    # -- members ---------------------------------------------------------------------------
     def member_state_dict(self, k: int) -> dict[str, Tensor]:
-        """Member k's weights and buffers, named and shaped as the solo model's (CPU)."""
+        """Member k's state_dict, named and shaped as its solo model's (on the CPU)."""
         return {
-            f"{name}.{key}": value[k].detach().clone().cpu()
-            for name, layer in self._stateful()
-            for key, value in layer.state_dict().items()
+            name: t[k].detach().to("cpu", copy=True).contiguous()
+            for name, t in self.body.state_dict().items()
         }
 
     @torch.no_grad()
     def load_member_state_dict(self, k: int, state: dict[str, Tensor]) -> None:
         """Overwrite member k with a solo model's state_dict (the inverse of the above)."""
-        targets = {
-            f"{name}.{key}": value
-            for name, layer in self._stateful()
-            for key, value in layer.state_dict(keep_vars=True).items()
-        }
+        targets = self.body.state_dict(keep_vars=True)
         if set(targets) != set(state):
             missing, extra = set(targets) - set(state), set(state) - set(targets)
             raise KeyError(f"member state: missing {sorted(missing)}, unexpected {sorted(extra)}")
         for key, value in state.items():
             targets[key][k].copy_(value)
 
-    def parameter_kinds(self) -> dict[str, str]:
-        """Each parameter's name → "weight" (matrices, conv kernels), "bias" or "batchnorm"."""
-        return {
-            f"{name}.{key}": "batchnorm" if isinstance(layer, MemberBatchNorm) else key
-            for name, layer in self.named_children()
-            for key, _ in layer.named_parameters(recurse=False)
-        }
-
-
-def select_parameters(
-    net: MemberNet, include_biases: bool = False, include_batchnorm: bool = False
-) -> list[nn.Parameter]:
-    """The parameters a :class:`~reglab.regularizers.Regularizer` would act on."""
-    kinds = net.parameter_kinds()
-    wanted = {"weight"} | ({"bias"} if include_biases else set())
-    wanted |= {"batchnorm"} if include_batchnorm else set()
-    return [p for name, p in net.named_parameters() if kinds[name] in wanted]
-
-
-def set_member_stochastic(model: nn.Module, stochastic: bool) -> None:
-    """Switch every member dropout layer to random masks at evaluation (MC dropout)."""
-    for layer in model.modules():
-        if isinstance(layer, MemberDropout):
-            layer.stochastic = stochastic
-
-
-def _aligned_layers(models: Sequence[nn.Module]) -> list[tuple[str, list[nn.Module | None]]]:
-    """Layers by name, in order; a dropout layer some members lack is None for them."""
-    seqs = [list(m.named_children()) for m in models]
-    pos = [0] * len(seqs)
-    aligned = []
-    while any(i < len(s) for i, s in zip(pos, seqs, strict=True)):
-        heads = [s[i] if i < len(s) else None for i, s in zip(pos, seqs, strict=True)]
-        drops = [h for h in heads if h is not None and isinstance(h[1], RetentionDropout)]
-        name = drops[0][0] if drops else heads[0][0] if heads[0] else None
-        if not drops and any(h is None or h[0] != name for h in heads):
-            raise ValueError(f"solo models' layers do not align: {[h and h[0] for h in heads]}")
-        layers = [h[1] if h is not None and h[0] == name else None for h in heads]
-        aligned.append((name, layers))
-        pos = [i + (layer is not None) for i, layer in zip(pos, layers, strict=True)]
-    return aligned
-
-
-def _convert(name: str, layers: list[nn.Module | None]) -> nn.Module:
-    """The member layer for one named layer of the solo models (None: no dropout there)."""
-    first = next(layer for layer in layers if layer is not None)
-    if isinstance(first, RetentionDropout):
-        present = [m for m in layers if m is not None]
-        if len({(m.mode, m.spatial) for m in present}) != 1:
-            raise ValueError(f"{name}: members have different dropout mode/spatial")
-        p = [1.0 if m is None else m.p for m in layers]
-        return MemberDropout(p, first.mode, first.spatial, salt=zlib.crc32(name.encode()))
-    if any(type(m) is not type(first) for m in layers):
-        raise ValueError(f"{name}: members have different layer types")
-    if isinstance(first, nn.Linear):
-        return MemberLinear.from_solo(layers, name)
-    if isinstance(first, nn.Conv2d):
-        return MemberConv2d.from_solo(layers, name)
-    if isinstance(first, nn.BatchNorm1d | nn.BatchNorm2d):
-        return MemberBatchNorm.from_solo(layers, name)
-    if isinstance(first, nn.MaxPool2d):
-        args = (first.kernel_size, first.stride, first.padding, first.dilation)
-        return MemberMaxPool2d(*args, ceil_mode=first.ceil_mode)
-    if isinstance(first, nn.Flatten):
-        if (first.start_dim, first.end_dim) != (1, -1):
-            raise ValueError(f"{name}: only nn.Flatten() from dim 1 is supported")
-        return MemberFlatten()
-    if isinstance(first, _ELEMENTWISE):
-        return copy.deepcopy(first)
-    raise TypeError(f"{name}: no member version of {type(first).__name__}")
+    @torch.no_grad()
+    def keep(self, members: Sequence[int] | Tensor) -> None:
+        """Keep only ``members`` (in that order), in place. Parameters keep their slots, so
+        ``parameters()`` lists the new ones in the old order; gradients are dropped."""
+        device = next(self.state_tensors()).device
+        idx = torch.as_tensor(members, dtype=torch.int64, device=device)
+        for module in self.body.modules():
+            for name, old in list(module._parameters.items()):
+                if old is not None:
+                    new = nn.Parameter(select_members(old, idx), old.requires_grad)
+                    module._parameters[name] = new
+            for name, buf in list(module._buffers.items()):
+                if buf is not None:
+                    module._buffers[name] = buf.index_select(0, idx)
+        self.refresh()
