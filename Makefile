@@ -37,10 +37,10 @@ sweep:  ## one paper experiment as a Hydra multirun: make sweep EXP=... SCALE=qu
 report:  ## the HTML report of the latest sweep of each experiment: reports/index.html
 	$(VENV)/bin/reglab-report --out reports $(ARGS)
 
-bench:  ## per-step cost of stacks vs a bare loop, Lightning, DataLoader; sweeps stacked vs joblib (scripts/bench.py; ARGS="--only sweeps", "--device cuda")
+bench:  ## per-step cost of stacks (through the Trainer) vs a bare loop, Lightning, DataLoader; sweeps stacked vs joblib and where their time goes (scripts/bench.py; ARGS="--only sweeps", "--device cuda", "--baseline DIR")
 	$(PY) scripts/bench.py $(ARGS)
 
-gpu-bundle:  ## wheels and gzipped MNIST for an offline GPU machine, into .whl/ (then: bash scripts/gpu_check.sh there)
+gpu-bundle:  ## wheels (hydra, omegaconf, submitit, reglab) and gzipped MNIST for an offline GPU machine with its own torch and Lightning, into .whl/ (then: bash scripts/gpu_check.sh there)
 	PY=$(PY) bash scripts/build_gpu_bundle.sh
 
 tensorboard:  ## serve the TensorBoard logs of all runs

@@ -4,7 +4,8 @@
 Parts (``--only``; each arm runs in its own process, see ``bench_arms.py``):
 
 * ``members``: per-member step cost of stacked training. Stacks of K = 1, 4, 16, 64 jobs
-  differing in seed through reglab's real path (``run_stack``), for (a) the small MLP
+  differing in seed through reglab's real path (``run_stack``: the LightningModule under
+  Lightning's Trainer with reglab's callbacks, timed by one more callback), for (a) the small MLP
   784-64-128-64-10 with batchnorm, Adam, batch 128 and (b) the batchnorm experiment's
   784-100-100-100-10 sigmoid net with BN, SGD, batch 60; against the bare single-model
   loop and, at K = 1, the minimal Lightning loop (Lightning's floor);
@@ -16,7 +17,13 @@ Parts (``--only``; each arm runs in its own process, see ``bench_arms.py``):
   its bytes per step against the floor they imply at the measured bandwidth, one
   evaluation and checkpoint of all members, and the projected time of 10⁶ updates;
 * ``sweeps``: the quick sweeps through the real CLI, ``launcher=stacked`` against
-  ``launcher=joblib``: wall time and agreement of the summaries (``bench_sweeps.py``).
+  ``launcher=joblib``: wall time, agreement of the summaries, and where each sweep's time
+  goes (start-up, data, training, evaluation, writing: ``summary.json``'s ``timing``)
+  (``bench_sweeps.py``).
+
+``--baseline DIR``: the folder an earlier run kept (``--keep DIR``, which also writes
+``DIR/bench.json``; or ``--json-out DIR/bench.json``), e.g. of the engine before a change:
+its figures beside these, and each launcher's sweep summaries against its.
 
 With ``--device cuda`` every reglab row also gets its bytes per step, floor and ratio
 (``bench_gpu.py``). The last line printed is one JSON object with every figure.
@@ -94,7 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the machinery only")
     p.add_argument("--timeout", type=float, default=7200, help="seconds per process")
     p.add_argument("--json-out", type=Path, help="also write the JSON object to this file")
-    p.add_argument("--keep", type=Path, help="keep logs and runs in this folder")
+    p.add_argument("--keep", type=Path, help="keep logs, runs and bench.json in this folder")
+    p.add_argument("--baseline", type=Path, help="an earlier run's --keep folder: compare")
     p.add_argument("--in-process", action="store_true", help="measure here, not in workers")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -314,7 +322,7 @@ def figures_of(rows: list[dict], context: dict) -> dict[str, Any]:
                     "bandwidth_gbs": (fig9a.get("bandwidth") or 0) / 1e9 or None}  # fmt: skip
     sweeps = context.get("sweeps")
     if sweeps:
-        figures |= {f"sweeps_{k}": v for k, v in sweeps["all"].items()}
+        figures |= {f"sweeps_{k}": v for k, v in sweeps["all"].items()}  # phases: stacked
         keys = ("joblib_s", "stacked_s", "speedup", "max_abs_diff", "agree", "jobs", "worst_job")
         for exp, r in sweeps["experiments"].items():
             figures |= {f"sweep_{exp}_{k}": r[k] for k in keys}
@@ -341,6 +349,9 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": version("torch"),
         "uptime_start": _uptime(),
     }
+    if args.baseline is not None:
+        found = args.baseline / "bench.json"
+        context["baseline"] = json.loads(found.read_text()) if found.exists() else {}
     rows: list[dict] = []
     try:
         for i, spec in enumerate(plan(args)):
@@ -382,9 +393,9 @@ def main(argv: list[str] | None = None) -> dict:
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
     bench_report.report(rows, figures, context, args)
     line = json.dumps(figures)
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(line + "\n")
+    for path in filter(None, [args.json_out, args.keep and args.keep / "bench.json"]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(line + "\n")
     print(line, flush=True)
     return figures
 

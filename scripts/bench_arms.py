@@ -4,8 +4,10 @@ Every arm trains the same model on the same MNIST rows for ``warmup + steps`` op
 steps and reports the wall and process-CPU time of the ``steps`` after the warm-up:
 
 * ``reglab``: the real path, :func:`reglab.run.run_stack` on K jobs that differ in their
-  seed (K = 1 is what ``reglab-train`` runs), the step clock wrapped around
-  ``reglab.training.Stack.train_step``; the run is stopped once the clock has stopped;
+  seed (K = 1 is what ``reglab-train`` runs): ``StackedClassifier.training_step`` driven by
+  Lightning's Trainer with reglab's callbacks, timed by one more Lightning callback from the
+  jobs' ``callbacks`` config (:func:`step_clock`, the ``lightning`` arm's clock); the run
+  is stopped once the clock has stopped;
 * ``bare``: the floor, the solo model (reglab's builder, so the same init), optimizer and
   batch size in a plain loop over a float32 copy of the training split, ``randperm``
   indexing, forward / loss / backward / step and nothing else;
@@ -17,6 +19,7 @@ steps and reports the wall and process-CPU time of the ``steps`` after the warm-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -77,9 +80,10 @@ def solo_data(cfg):
 
 
 def solo_model(cfg, dm):
-    from reglab.run import _solo_model  # the member's init stream: the same weights
+    """The run's own network (its init stream: the same weights; its dropout layers)."""
+    from reglab.classifier import build_model
 
-    return _solo_model(cfg, dm)
+    return build_model(cfg, dm.input_shape, dm.num_classes)
 
 
 class FloorBatches:
@@ -218,16 +222,57 @@ def arm_dataloader(spec: dict, out: Path) -> list[dict]:
 
 
 class _Measured(Exception):
-    """Raised from the timed step once the clock stopped: the run ends there."""
+    """Raised by :func:`step_clock`'s callback once its clock stopped: the run ends there
+    (its members unfinished: no final evaluation, summary or ``model.pt`` to wait for)."""
+
+
+FOUND: dict[str, Any] = {}  # the last step clock's measurement (Hydra builds the callback)
+
+
+def step_clock(warmup: int, steps: int, device: str, extras: bool = False):
+    """A Lightning callback (``callbacks.step_clock`` of every member's config, so Hydra
+    instantiates it beside reglab's own): the wall and CPU time of training steps
+    ``warmup + 1 .. warmup + steps`` of the Trainer's loop, from the start of the first
+    timed batch to the end of the last (every callback's hooks and Lightning's loop
+    between batches included), as the ``lightning`` arm measures its floor. Then the run
+    stops (:class:`_Measured`)."""
+    import bench_gpu
+    import pytorch_lightning as pl
+
+    class StepClock(pl.Callback):
+        def __init__(self) -> None:
+            self.clock, self.done, self.total = Clock(device), 0, warmup + steps
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            if self.done == warmup:
+                self.clock.start()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            self.done += 1
+            if self.done < self.total:
+                return
+            self.clock.stop()
+            runs = next((c for c in trainer.callbacks if type(c).__name__ == "MemberRuns"), None)
+            FOUND.update(wall=self.clock.wall, cpu=self.clock.cpu)
+            FOUND.update(bench_gpu.describe_stack(module, module.data.batch_size, extras, runs))
+            raise _Measured
+
+    FOUND.clear()
+    return StepClock()
 
 
 def member_configs(spec: dict, k: int, out: Path) -> list:
-    """K configs: ``spec["jobs"]`` (overrides per member, e.g. Fig. 9a's grid) or seeds 0..K-1."""
+    """K configs: ``spec["jobs"]`` (overrides per member, e.g. Fig. 9a's grid) or seeds
+    0..K-1; each with :func:`step_clock` in its ``callbacks``."""
     import copy
 
     from omegaconf import OmegaConf
 
     cfg = compose(spec["overrides"], out)
+    clock = {"_target_": f"{__name__}.step_clock", "warmup": spec["warmup"],
+             "steps": spec["steps"], "device": spec["device"],
+             "extras": bool(spec.get("extras"))}  # fmt: skip
+    OmegaConf.update(cfg, "callbacks.step_clock", clock, force_add=True)
     cfgs = []
     for i in range(k):
         member = copy.deepcopy(cfg)
@@ -240,43 +285,28 @@ def member_configs(spec: dict, k: int, out: Path) -> list:
 
 
 def arm_reglab(spec: dict, out: Path) -> list[dict]:
-    """``run_stack`` on K jobs for each K in ``spec["members"]``, in this one process."""
+    """``run_stack`` on K jobs for each K in ``spec["members"]``, in this one process,
+    through Lightning's Trainer, timed by :func:`step_clock`."""
     import bench_gpu
     import torch
 
     from reglab.member import Job
     from reglab.run import run_stack
-    from reglab.training import Stack
 
-    original = Stack.train_step
     cuda = spec["device"].startswith("cuda")
     bandwidth = bench_gpu.measure_bandwidth(spec["device"]) if cuda else None
     rows = []
     for k in spec["members"]:
-        clock, warmup, total = Clock(spec["device"]), spec["warmup"], spec["warmup"] + spec["steps"]
-        found: dict[str, Any] = {}
-
-        def timed(self, *args, clock=clock, warmup=warmup, total=total, found=found, **kwargs):
-            if clock.calls == warmup:
-                clock.start()
-            loss = original(self, *args, **kwargs)
-            clock.calls += 1
-            if clock.calls == total:
-                clock.stop()
-                extras = spec.get("extras", False)
-                found.update(bench_gpu.describe_stack(self, self.data.batch_size, extras))
-                raise _Measured
-            return loss
-
         jobs = [Job(c, out / f"K{k}" / f"m{i}") for i, c in enumerate(member_configs(spec, k, out))]
-        Stack.train_step = timed
-        try:
+        with contextlib.suppress(_Measured):
             run_stack(jobs)
-        except _Measured:
-            pass
-        finally:
-            Stack.train_step = original
-        row = clock.row(spec, members=k, **found)
+        found = dict(FOUND)
+        if not found:
+            raise RuntimeError(f"reglab/{spec['model']} K={k}: training ended before the clock")
+        wall, cpu = found.pop("wall"), found.pop("cpu")
+        steps = spec["steps"]
+        row = {"step_s": wall / steps, "cpu_s": cpu / steps, "steps": steps, "members": k}
+        row |= found
         if cuda:
             row |= bench_gpu.floor(row["bytes"]["total"], row["step_s"], bandwidth)
             torch.cuda.empty_cache()
@@ -316,18 +346,18 @@ def measure(spec: dict) -> dict:
 
 # The startup probe: exactly the ``reglab-train`` console script (``reglab.train:main``),
 # with a mark printed when imports are done, when the data is loaded and at the first
-# training step, where it exits.
+# training step (the module's ``training_step``, called by Lightning's loop), where it exits.
 STARTUP_PROBE = """
 import os, sys, time
 print("BENCH_MARK python", time.time(), flush=True)
-import reglab.run, reglab.training
-def first_step(self, *args, **kwargs):
+import reglab.classifier, reglab.run
+def first_step(self, dataloader_iter):
     print("BENCH_MARK first_step", time.time(), flush=True)
     status = open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""
     hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
     print("BENCH_MARK peak_rss_mb", int(hwm[0]) / 1024 if hwm else "nan", flush=True)
     os._exit(0)  # the start is measured; the rest of the run is not needed
-reglab.training.Stack.train_step = first_step
+reglab.classifier.StackedClassifier.training_step = first_step
 load_data = reglab.run._load_data
 def timed_load_data(*args, **kwargs):
     print("BENCH_MARK build_data", time.time(), flush=True)

@@ -73,31 +73,40 @@ def measure_bandwidth(device: str, nbytes: int = 2**30, repeats: int = 10) -> fl
     return 2 * nbytes / seconds
 
 
-def describe_stack(stack, batch: int, extras: bool = False) -> dict:
-    """Sizes of a trained stack (per member) and its step's bytes; with ``extras``, the
-    seconds of one evaluation of every member and of one checkpoint of every member."""
+def describe_stack(module, batch: int, extras: bool = False, runs=None) -> dict:
+    """Sizes of a training :class:`~reglab.classifier.StackedClassifier` (per member) and
+    its step's bytes; with ``extras``, the seconds of one evaluation of every member and of
+    one checkpoint of every member (``runs``: its :class:`~reglab.callbacks.MemberRuns`)."""
     import torch
+    from torch import nn
 
-    from reglab.models.member_layers import MemberFlatten
-
-    net, k = stack.net, len(stack.members)
+    net, k = module.net, module.num_members
     params = sum(p.numel() for p in net.parameters()) // k
-    matrix = sum(p.numel() for p in net.parameters() if p.dim() >= 2) // k
-    state_values = sum(t.numel() for st in stack.optimizer.state for t in st.values() if t.dim())
+    matrix = sum(p.numel() for p in net.parameters() if p.dim() >= 3) // k  # 2-d per member
+    opt = module.optimizers().optimizer
+    states = opt.state.values() if isinstance(opt.state, dict) else opt.state
+    state_values = sum(t.numel() for st in states for t in st.values() if torch.is_tensor(t))
     state = state_values // (k * params)  # SGD with momentum: 1, Adam: 2
 
-    outputs: list[int] = []  # every layer's output but views (flatten)
-    hooks = [
-        child.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
-        for child in net.children()
-        if not isinstance(child, MemberFlatten)
-    ]
-    x = torch.zeros(k, batch, *stack.data.input_shape, device=stack.device)
-    with torch.no_grad():
-        net(x)
-    for hook in hooks:
-        hook.remove()
-    activations, inputs = sum(outputs) // (k * batch), x[0, 0].numel()
+    outputs: list[int] = []  # every leaf layer's output (per member, inside vmap) but views
+
+    def record(layer, inputs, output) -> None:
+        if output is not inputs[0] and not isinstance(layer, nn.Flatten | nn.Identity):
+            outputs.append(output.numel())
+
+    leaves = [m for m in net.template.modules() if not list(m.children())]
+    hooks = [layer.register_forward_hook(record) for layer in leaves]
+    x = torch.zeros(k, batch, *module.data.input_shape, device=module.device)
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.train()  # the training step's layers (dropout masks drawn)
+            net(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        net.train(was_training)
+    activations, inputs = sum(outputs) // batch, x[0, 0].numel()
     found = {
         "params": params,
         "state_tensors": state,
@@ -106,16 +115,16 @@ def describe_stack(stack, batch: int, extras: bool = False) -> dict:
         "bytes": step_bytes(params, state, activations, inputs, batch, k),
         "flops": step_flops(matrix, batch, k),
     }
-    if extras:
-        sync = torch.cuda.synchronize if stack.device.type == "cuda" else (lambda: None)
+    if extras and runs is not None:
+        sync = torch.cuda.synchronize if module.device.type == "cuda" else (lambda: None)
         sync()
         start = time.perf_counter()
-        stack._evaluate(list(range(k)))
+        runs._evaluate(list(range(k)))
         sync()
         found["eval_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        for i in range(k):
-            stack._save(i)
+        for i, m in enumerate(runs.members):
+            m.save_checkpoint(module.member_state(i), module, {"best_val": runs.best_val[i]})
         found["ckpt_s"] = time.perf_counter() - start
     return found
 

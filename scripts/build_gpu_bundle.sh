@@ -4,7 +4,9 @@
 # antlr4-python3-runtime built from its sdist, the Hydra joblib and submitit launchers,
 # submitit, joblib, cloudpickle) and of reglab itself, each pinned to the version installed
 # here, plus MNIST's four files gzipped (.whl/MNIST/raw/*.gz). scripts/gpu_check.sh installs
-# them there with --no-index --no-deps. Needs PyPI here; the result must stay < 60 MB.
+# them there with --no-index --no-deps. torch, torchvision and pytorch-lightning are that
+# machine's own (gpu_check.sh stops if its Lightning is older than pyproject.toml allows).
+# Needs PyPI here; the result must stay < 60 MB.
 #   PY=.venv/bin/python REGLAB_DATA_DIR=../shared/data bash scripts/build_gpu_bundle.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

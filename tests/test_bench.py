@@ -11,7 +11,9 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_ok
+
+from reglab import timing
 
 BENCH = ROOT / "scripts" / "bench.py"
 
@@ -43,6 +45,7 @@ def test_smoke_run_prints_one_row_per_arm_and_stack_and_ends_with_one_json_line(
     per_model = [("bare", "1"), ("lightning", "1"), ("reglab", "1"), ("reglab", "2")]
     expected = [(m, a, k) for m in ("small", "bn") for a, k in per_model]
     assert rows == [*expected, ("fig9a", "reglab", "3")]
+    assert "step time ratios" in result.stdout and "K=2 per member ÷ bare" in result.stdout
     for key in ("members_small_K2_over_bare", "members_bn_K2_over_bare",
                 "small_reglab_over_lightning", "bn_reglab_over_lightning",
                 "fig9a_step_ms", "fig9a_projected_h", "fig9a_eval_s"):  # fmt: skip
@@ -159,3 +162,59 @@ def test_smoke_settings_are_tiny_and_skip_the_sweeps():
     assert (args.steps, args.warmup, args.members, args.train_size) == (4, 1, [1, 2], 500)
     assert args.only == ["members"] and args.threads == 1
     assert bench.parse_args(["--device", "cuda"]).only == ["members", "fig9a"]
+
+
+def test_targets_follow_the_thread_count():
+    two, one = bench.bench_report.targets(2), bench.bench_report.targets(1)
+    assert two["members_small_K16_over_bare"] == two["members_bn_K16_over_bare"] == (0.4, "max")
+    assert one["members_small_K16_over_bare"][0] == 0.56
+    assert one["members_bn_K16_over_bare"][0] == 0.42
+    assert two["small_reglab_over_lightning"] == (1.15, "max")
+
+
+def test_phase_clock_nests_and_hands_each_second_to_one_phase(monkeypatch):
+    now = iter(range(100, 200))
+    monkeypatch.setattr(timing.time, "time", lambda: float(next(now)))
+    clock = timing.PhaseClock(origin=90.0)
+    monkeypatch.setattr(timing, "_clock", clock)
+    timing.to("train")  # at 100: 10 s of start-up
+    with timing.phase("eval"), timing.phase("write"):  # eval from 101, write from 102
+        pass  # write ends at 103, eval at 104: back in train until the snapshot at 105
+    assert timing.snapshot() == {"startup_s": 10.0, "data_s": 0.0, "train_s": 2.0,
+                                 "eval_s": 2.0, "write_s": 1.0}  # fmt: skip
+    monkeypatch.setattr(timing, "_clock", None)
+    with timing.phase("eval"):  # no stack: nothing recorded, nothing fails
+        assert timing.snapshot() is None
+
+
+def test_a_run_records_where_its_time_went(tmp_path, data_dir):
+    summary = run_ok("data=digits", "trainer.max_steps=3", run_dir=tmp_path / "run", cwd=tmp_path)
+    seconds = summary["timing"]
+    assert set(seconds) == {f"{p}_s" for p in timing.PHASES}
+    assert min(seconds.values()) >= 0 and seconds["train_s"] > 0 and seconds["eval_s"] > 0
+    after_start = sum(v for k, v in seconds.items() if k != "startup_s")
+    assert after_start <= summary["wall_time_s"] + 0.01
+    found = {"run": summary}
+    phases = bench_sweeps.phases(found, wall_s=60.0, procs=2)
+    assert (phases["stacks"], phases["procs"]) == (1, 1)  # one stack: one process at most
+    assert phases["train_s"] == seconds["train_s"]
+
+
+def test_sweep_phases_sum_each_stacks_latest_timing():
+    def t(startup, train):
+        return {"startup_s": startup, "data_s": 1.0, "train_s": train, "eval_s": 0.5,
+                "write_s": 0.1}  # fmt: skip
+
+    found = {
+        "a,seed=0": {"stack": {"id": "s1", "size": 2}, "timing": t(2.0, 5.0)},
+        "a,seed=1": {"stack": {"id": "s1", "size": 2}, "timing": t(2.0, 7.0)},  # ended later
+        "b,seed=0": {"stack": {"id": "s2", "size": 1}, "timing": t(3.0, 4.0)},
+        "c,seed=0": {"status": "failed", "error": "bad config"},  # no stack trained it
+    }
+    phases = bench_sweeps.phases(found, wall_s=10.0, procs=2)
+    assert (phases["stacks"], phases["procs"], phases["process_s"]) == (2, 2, 20.0)
+    assert (phases["startup_s"], phases["data_s"], phases["train_s"]) == (5.0, 2.0, 11.0)
+    assert phases["other_s"] == pytest.approx(20.0 - (5.0 + 2.0 + 11.0 + 1.0 + 0.2))
+    args = bench.parse_args(["--only", "sweeps", "--stacked-args", "launcher.n_procs=3"])
+    assert bench_sweeps._procs("stacked", args) == 3
+    assert bench_sweeps._procs("joblib", args) == int(args.joblib_args[0].split("=")[1])

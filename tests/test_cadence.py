@@ -8,20 +8,24 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import CONF, compose_config
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from reglab import cadence
 from reglab.cadence import Cadence
 from reglab.member import Job, Member
 from reglab.run import run_stack
+from reglab.signals import Signals
 
 PER_EPOCH = ["trainer.check_val_every_n_epoch=1", "trainer.val_check_interval=null"]
 
 
 def _cadence(*overrides: str) -> Cadence:
-    from reglab.run import _settings
-
-    return Cadence(_settings(compose_config(*overrides)))
+    """The cadence reglab's MemberRuns callback keeps, from a composed config."""
+    cfg = compose_config(*overrides)
+    runs = instantiate(cfg.callbacks.members)
+    runs.attach([], {}, cfg.trainer, Signals())
+    return runs.cadence
 
 
 def test_default_evaluates_every_500_updates_whatever_the_epoch():
@@ -45,10 +49,14 @@ def test_checkpoints_by_steps_and_by_time(monkeypatch):
     clock[0] += 2
     assert c.time_due() and not c.time_due()  # restarts the clock
     off = Cadence(
-        SimpleNamespace(checkpoint=OmegaConf.create({"enabled": False, "every_minutes": 0.001}))
+        SimpleNamespace(
+            checkpoint=OmegaConf.create(
+                {"enabled": False, "every_minutes": 0.001, "every_n_steps": 1}
+            )
+        )
     )
     clock[0] += 3600
-    assert not off.time_due()
+    assert not off.time_due() and not off.checkpoint_due(1)
 
 
 def test_the_defaults_are_five_minutes_and_500_updates():
@@ -64,7 +72,7 @@ def test_a_tiny_run_spends_its_time_training(tmp_path, monkeypatch, data_dir, ex
     """1,437 digits in batches of 64 (23 updates an epoch), 3 epochs: by default one
     evaluation (the final one) and no checkpoint; Lightning's rule evaluated every epoch."""
     saves = []
-    monkeypatch.setattr(Member, "save_checkpoint", lambda self, state: saves.append(self.step))
+    monkeypatch.setattr(Member, "save_checkpoint", lambda self, *_: saves.append(self.step))
     cfg = compose_config("data=digits", "model.hidden=[16]", "trainer.max_epochs=3", *extra)
     (summary,) = run_stack([Job(cfg, tmp_path / "run")])
     assert summary["status"] == "completed" and summary["metrics"]["steps"] == 69

@@ -155,12 +155,14 @@ def test_bad_config_leaves_no_run_directory(tmp_path, overrides):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ("trainer.devices=2", "trainer.devices=2: must be 1"),
-        ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val=1.0: not read by reglab"),
-        ("trainer.precision=16-mixed", "trainer.precision=16-mixed: must be one of"),
+        ("trainer.devices=2", "trainer.devices=2: must be 1 or auto (a run trains on one"),
+        ("+trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches=2: must be 1"),
+        ("trainer.precision=16-mixed", "trainer.precision=16-mixed: must be 32-true or bf16"),
     ],
 )
 def test_trainer_settings_the_loop_does_not_honour_are_refused(tmp_path, overrides, message):
-    """The trainer group keeps Lightning's key names; one the loop would ignore is refused."""
+    """The trainer group is Lightning's Trainer; a key that cannot work when one Trainer
+    fits a stack is refused (gradient_clip_val works now: per member; every refusal:
+    tests/test_refusal.py)."""
     result = run_cli(overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]

@@ -11,6 +11,14 @@ of a training loss of 0.029 (0.06 % of the validation loss) and 4 % of a pre-act
 percentile. So: errors within 0.1 points, losses and activations within 1 % (plus 1e-3),
 the probes' percentiles within 5 % (plus 1e-2); a systematic change (inputs, init,
 an update rule) moves them far more.
+
+The torch.func engine (issue 19: vmap'd kernels, not the hand-written baddbmm ones) was
+replayed on 2026-12-05: seven cases within 2.3e-6 relative in every metric; mlp_bn_l2_adam
+(sigmoid + batchnorm + Adam, which amplifies last-bit differences early on) within 0.01
+points of final error and 5e-5 relative in losses, but its first evaluation (step 15, at
+44.5 % error) 0.12 points off (44.45 vs 44.57: 12 of 10,000 test images; the later five
+within 0.04). So the history along the way is held to 0.2 points (measured 0.12, under x2);
+the final metrics keep their tolerances.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from conftest import run_ok
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "solo_reference.json").read_text())
 ERRORS = ("train_error", "val_error", "test_error")
 ERROR_TOLERANCE = 0.1  # percentage points: a few borderline examples (see above)
+HISTORY_TOLERANCE = 0.2  # the evaluations along the way, early ones at ~45 % (see above)
 #: The evaluation cadence the recorded runs had by default (issue 13 changed the default).
 PER_EPOCH = {"trainer.check_val_every_n_epoch": "1", "trainer.val_check_interval": "null"}
 
@@ -52,6 +61,6 @@ def test_a_stack_of_one_reproduces_the_recorded_solo_run(tmp_path, data_dir, cas
             assert got[key] == pytest.approx(value, rel=1e-2, abs=1e-3), key
         else:
             assert got[key] == value, key
-    # along the way: a few images either way (one kernel for every K, not Lightning's)
+    # along the way: a few images either way (one kernel for every K; see above)
     errors = [row.get("test/error") for row in summary["history"]]
-    assert errors == pytest.approx(expected["history_test_error"], abs=ERROR_TOLERANCE)
+    assert errors == pytest.approx(expected["history_test_error"], abs=HISTORY_TOLERANCE)

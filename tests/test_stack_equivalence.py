@@ -54,7 +54,9 @@ BASE = {
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    """The member's solo weights in its Lightning-format ``last.ckpt``."""
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    return saved["member"]["model"]
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,6 +1,8 @@
 """Faults in a stack: a diverging member stops alone; a signal or kill -9 of a stacked sweep
 and a rerun resume every unfinished member, alone or in a stack of another make-up, to the
-metrics of an uninterrupted stack (CPU, deterministic)."""
+metrics of an uninterrupted stack (CPU, deterministic). kill -9 lands at no set point: a
+member resumes from its last checkpoint if it has one, else starts afresh, and ends the same
+either way (seed 2's checkpoint is always dropped, so both ways are checked; issue 20)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ RUN = [
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    """The member's solo weights in its Lightning-format ``last.ckpt``."""
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    return saved["member"]["model"]
 
 
 def test_a_diverging_member_stops_and_the_others_finish_unchanged(tmp_path, data_dir):
@@ -101,10 +105,18 @@ def test_a_stopped_stack_resumes_every_member_in_stacks_of_another_make_up(tmp_p
     steps = {}
     for ckpt in cut.glob("*/checkpoints/last.ckpt"):
         saved = torch.load(ckpt, weights_only=False)
-        steps[saved["reglab_config"]["seed"]] = saved["step"]
+        seed = saved["reglab_config"]["seed"]
+        if sig == signal.SIGKILL and seed == 2:  # as if the kill landed before its first save
+            ckpt.unlink()
+            continue
+        steps[seed] = saved["step"]
         if sig == signal.SIGTERM:
             assert read_summary(ckpt.parent.parent)["status"] == "interrupted"
-    assert sorted(steps) == [0, 1, 2]
+    if sig == signal.SIGTERM:  # the signal handler saves every member
+        assert sorted(steps) == [0, 1, 2]
+    else:  # kill -9 may land between the members' saves (issue 20): what it guarantees is
+        # that each member resumes from its last checkpoint, or starts afresh without one
+        assert set(steps) <= {0, 1}, steps
     assert all(0 < s < 40 * 20 for s in steps.values()), steps  # 40 epochs of 20 steps
     # seed 1 resumes beside a new member, seeds 0 and 2 in a stack of their own
     for seeds in ("1,7", "0,2"):
@@ -119,5 +131,5 @@ def test_a_stopped_stack_resumes_every_member_in_stacks_of_another_make_up(tmp_p
                 assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (seed, key)
             else:
                 assert got[key] == value, (seed, key)
-        assert resumed[seed]["resumed_from_step"] == steps[seed]
+        assert resumed[seed]["resumed_from_step"] == steps.get(seed), seed  # None: afresh
     assert resumed[1]["stack"]["size"] == 2 and resumed[7]["stack"]["size"] == 2

@@ -88,6 +88,8 @@ NOT_STACKABLE = [
     ("data.eval_batch_size", 500),
     ("checkpoint.every_n_steps", 7),
     ("probe_size", 10),
+    # result-neutral, but a stack has one Trainer: one progress bar (stacking.MUST_MATCH)
+    ("trainer.enable_progress_bar", True),
 ]
 NOT_STACKABLE_GROUPS = ["optimizer=adam", "regularizer=l2", "scheduler=step", "logger=many"]
 
@@ -121,7 +123,6 @@ STACKABLE = [
     ("name", "other"),
     ("paths.log_dir", "/elsewhere"),
     ("data.root", "/data/elsewhere"),
-    ("trainer.enable_progress_bar", True),
     ("logger.csv.save_dir", "/another/job"),
 ]
 

@@ -8,31 +8,34 @@ from conftest import compose_config
 
 from reglab.member import Job
 from reglab.run import run_stack
-from reglab.training import Stack
+from reglab.train_sums import TrainSums
 
 
 def _fit(tmp_path, monkeypatch, regularizer: str, *overrides: str):
-    """History rows and the per-step data losses (by epoch) of one digits run."""
-    losses: list[float] = []
-    step = Stack.train_step
+    """History rows, the per-step data losses (by epoch) and the first epoch's batch sizes
+    of one digits run, read where StackedClassifier.training_step adds them to its sums."""
+    steps: list[tuple[float, int]] = []
+    add = TrainSums.add
 
-    def recording(self, steps, length):
-        loss = step(self, steps, length)
-        losses.append((float(loss[0]), length))
-        return loss
+    def recording(self, data_loss, wrong, penalty, n):
+        steps.append((float(data_loss[0]), n))
+        return add(self, data_loss, wrong, penalty, n)
 
-    monkeypatch.setattr(Stack, "train_step", recording)
+    monkeypatch.setattr(TrainSums, "add", recording)
     cfg = compose_config(
-        "data=digits", f"regularizer={regularizer}", "data.batch_size=100", *overrides
+        "data=digits",
+        "model.hidden=[32]",
+        f"regularizer={regularizer}",
+        "data.batch_size=100",
+        *overrides,
     )
     (summary,) = run_stack([Job(cfg, tmp_path / "run")])
+    assert summary["status"] == "completed", summary.get("error")
     nb = 15  # 1,437 digits in batches of 100
-    by_epoch = [losses[i : i + nb] for i in range(0, len(losses), nb)]
-    return (
-        summary["history"],
-        [[x for x, _ in e] for e in by_epoch],
-        torch.tensor([float(n) for (n,) in [(b,) for _, b in losses[:nb]]]),
-    )
+    by_epoch = [steps[i : i + nb] for i in range(0, len(steps), nb)]
+    sizes = torch.tensor([float(n) for _, n in steps[:nb]])
+    assert sizes.tolist() == [100.0] * 14 + [37.0]
+    return summary["history"], [[x for x, _ in e] for e in by_epoch], sizes
 
 
 @pytest.mark.parametrize("regularizer", ["none", "l2"])

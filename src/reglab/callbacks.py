@@ -18,8 +18,10 @@ from types import SimpleNamespace
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from reglab import timing
 from reglab.cadence import Cadence
 from reglab.member import Member
 from reglab.signals import Signals
@@ -82,10 +84,18 @@ class MemberRuns(pl.Callback):
         self._finish([k for k in range(len(self.members)) if self._done(k)])
         trainer.should_stop = not self.members
 
+    def on_train_end(self, trainer, module) -> None:
+        """The Trainer stopped before some members' own ends (a user's callback set
+        ``should_stop``: EarlyStopping, Timer): they end here, as completed runs."""
+        self._finish(list(range(len(self.members))))
+
     def on_exception(self, trainer, module, exception: BaseException) -> None:
         """Ctrl-C or SIGTERM between steps' checks: every member saves its checkpoint."""
         if self.members and isinstance(exception, KeyboardInterrupt | SIGTERMException):
             self._interrupt(type(exception).__name__)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        timing.to("train")  # summary.json's timing: steps from the first (reglab.timing)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         """Per-member events of the step just taken: logs, divergence, epoch ends,
@@ -115,7 +125,8 @@ class MemberRuns(pl.Callback):
             if self.cadence.eval_due(m.step, nb):
                 due.append(k)
         if due:
-            self._evaluate(due)
+            with timing.phase("eval"):
+                self._evaluate(due)
         timed = self.cadence.time_due()  # every checkpoint.every_minutes: all members
         for k, m in enumerate(self.members):
             if k in ended:
@@ -165,7 +176,8 @@ class MemberRuns(pl.Callback):
         if error < self.best_val[k]:
             self.best_val[k] = error
             state = {"state_dict": self.module.net.member_state_dict(k), "val/error": error}
-            m.save_file("best.ckpt", state | {"step": m.step})
+            with timing.phase("write"):
+                m.save_file("best.ckpt", state | {"step": m.step})
 
     def _final_metrics(self, ks: list[int]) -> list[dict]:
         """Errors (%) and losses on every split, zero-weight fraction, label noise and probe
@@ -213,8 +225,9 @@ class MemberRuns(pl.Callback):
 
     def _save(self, k: int) -> None:
         if self.s.checkpoint.enabled:
-            state = self.module.member_state(k)
-            self.members[k].save_checkpoint(state, self.module, {"best_val": self.best_val[k]})
+            with timing.phase("write"):
+                state = self.module.member_state(k)
+                self.members[k].save_checkpoint(state, self.module, {"best_val": self.best_val[k]})
 
     def _end_metrics(self, k: int) -> dict:
         m = self.members[k]
@@ -239,41 +252,55 @@ class MemberRuns(pl.Callback):
             return
         good = [k for k in ended if self.members[k].status in ("running", "fitted")]
         unevaluated = [k for k in good if self.members[k].step not in self.members[k].rows]
-        if unevaluated:  # stopped between evaluations
-            self._evaluate(unevaluated)
-        finals = dict(zip(good, self._final_metrics(good), strict=True)) if good else {}
-        for k in ended:
-            m = self.members[k]
-            metrics: dict = {}
-            if k in finals:
-                metrics = finals[k]
-                if not math.isfinite(metrics["train_loss"]):
-                    m.status = "diverged"
-                    m.error = f"training loss is {metrics['train_loss']} after training"
+        with timing.phase("eval"):
+            if unevaluated:  # stopped between evaluations
+                self._evaluate(unevaluated)
+            finals = dict(zip(good, self._final_metrics(good), strict=True)) if good else {}
+        with timing.phase("write"):  # summaries, loggers, model.pt
+            for k in ended:
+                m = self.members[k]
+                metrics: dict = {}
+                if k in finals:
+                    metrics = finals[k]
+                    if not math.isfinite(metrics["train_loss"]):
+                        m.status = "diverged"
+                        m.error = f"training loss is {metrics['train_loss']} after training"
+                    else:
+                        m.status = "completed"
+                metrics |= self._end_metrics(k)
+                self.summaries[str(m.out_dir)] = m.write_summary(metrics, self.stack_info)
+                if m.status == "completed":
+                    m.note(
+                        "test error %.2f %% (train %.2f %%) after %d steps → %s",
+                        metrics["test_error"],
+                        metrics["train_error"],
+                        m.step,
+                        m.out_dir / "summary.json",
+                    )
                 else:
-                    m.status = "completed"
-            metrics |= self._end_metrics(k)
-            self.summaries[str(m.out_dir)] = m.write_summary(metrics, self.stack_info)
-            if m.status == "completed":
-                m.note(
-                    "test error %.2f %% (train %.2f %%) after %d steps → %s",
-                    metrics["test_error"],
-                    metrics["train_error"],
-                    m.step,
-                    m.out_dir / "summary.json",
-                )
-            else:
-                m.note("run %s: %s", m.status, m.error)
-            m.close_loggers(metrics)
-            if m.status == "completed":
-                if self.s.checkpoint.enabled and self.s.checkpoint.keep:
-                    self._save(k)  # its final state, to resume from (train on)
-                m.finished(self.module.net.member_state_dict(k), self.s.checkpoint.keep)
+                    m.note("run %s: %s", m.status, m.error)
+                m.close_loggers(metrics)
+                if m.status == "completed":
+                    if self.s.checkpoint.enabled and self.s.checkpoint.keep:
+                        self._save(k)  # its final state, to resume from (train on)
+                    m.finished(self.module.net.member_state_dict(k), self.s.checkpoint.keep)
         keep = [k for k in range(len(self.members)) if k not in ended]
         self.members = [self.members[k] for k in keep]
         self.best_val = [self.best_val[k] for k in keep]
         if keep:
             self.module.keep(keep)
+
+
+class StepsBar(TQDMProgressBar):
+    """Lightning's tqdm bar over the steps of the stack's longest member (members have
+    their own epochs, so the Trainer runs one endless epoch)."""
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        super().on_train_epoch_start(trainer)
+        bar = self.train_progress_bar
+        bar.total = trainer.max_steps if trainer.max_steps > 0 else None
+        k = module.num_members
+        bar.set_description(f"training {k} member{'s' * (k > 1)}")
 
 
 def _limits(trainer_cfg) -> tuple[int, int | None]:

@@ -134,11 +134,14 @@ class StackedClassifier(pl.LightningModule):
 
     @classmethod
     def from_configs(cls, configs: Sequence[DictConfig]) -> StackedClassifier:
-        """From composed configs; the input shape and classes from their data set."""
+        """From composed configs; the input shape and classes from their data set. Their
+        ``logger`` is left out: a notebook's loggers are its Trainer's (and a composed
+        config's ``save_dir`` names Hydra's run folder, which only a Hydra job has)."""
         from reglab.config_keys import data_shape
 
         shape, classes = data_shape(configs[0].data)
-        return cls([_plain(c) for c in configs], shape, classes)
+        plain = [{k: v for k, v in c.items() if k != "logger"} for c in configs]
+        return cls([_plain(OmegaConf.create(c)) for c in plain], shape, classes)
 
     # -- parts -----------------------------------------------------------------------------
     @property
@@ -299,6 +302,8 @@ class StackedClassifier(pl.LightningModule):
         self._eval_sums = step if self._eval_sums is None else self._eval_sums + step
 
     def _eval_end(self, split: str) -> None:
+        if self._eval_sums is None:  # no batches (a data set without a validation split)
+            return
         loss, wrong, count = self._eval_sums.clamp_min(0).unbind(0)
         self._eval_sums = None
         for k in range(self.num_members):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reglab.models.dropout import set_stochastic
+from reglab.models.dropout import dropout_layers, set_mask_counter, set_stochastic
 
 ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU)
 
@@ -21,13 +21,22 @@ def error_percent(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def mc_log_probs(model: nn.Module, x: torch.Tensor, samples: int) -> torch.Tensor:
-    """log of the mean softmax over ``samples`` stochastic passes (Srivastava §7.5)."""
+    """log of the mean softmax over ``samples`` stochastic passes (Srivastava §7.5); pass
+    i draws the masks of counter ``-(i + 1)``, as a stack's members do, and the model's
+    counters are restored afterwards."""
+    layers = [layer for _, layer in dropout_layers(model)]
+    counters = [layer.counter.clone() for layer in layers]
     set_stochastic(model, True)
     try:
-        probs = torch.stack([F.softmax(model(x), dim=1) for _ in range(samples)]).mean(0)
+        probs = 0
+        for i in range(samples):
+            set_mask_counter(model, -(i + 1))
+            probs = probs + F.softmax(model(x), dim=1)
     finally:
         set_stochastic(model, False)
-    return probs.clamp_min(1e-12).log()
+        for layer, counter in zip(layers, counters, strict=True):
+            layer.counter.copy_(counter)
+    return (probs / samples).clamp_min(1e-12).log()
 
 
 @torch.no_grad()

@@ -77,8 +77,16 @@ def save_model(path: Path, state_dict: dict, spec: dict, config: dict) -> None:
     tmp.replace(path)
 
 
+#: What a ``model.pt`` of an older release may lack: its dropout (none) and seed (which
+#: only chooses dropout masks and the initial weights, both replaced or unused here).
+OLDER_DEFAULTS = {"dropout": {"_target_": "reglab.models.DropoutSpec"}, "seed": 0}
+
+
 def load_model(run_dir: str | Path) -> tuple[nn.Module, InputTransform]:
-    """The trained network of a completed run, in eval mode, and its input transform."""
+    """The trained network of a completed run, in eval mode (deterministic: dropout keeps
+    every unit, or scales by p), and its input transform. The network is built as the run
+    built it (:func:`reglab.classifier.build_model`: a user's model too, its ``nn.Dropout``
+    bound to reglab's masks), without touching torch's global random state."""
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model (is the run completed?)")
@@ -89,7 +97,10 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, InputTransform]:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     spec = dict(saved["input"])
     shape, classes = spec.pop("input_shape"), spec.pop("num_classes")
-    cfg = OmegaConf.create({k: saved.get(k, 0) for k in ("model", "dropout", "seed")})
-    model = build_model(cfg, tuple(shape), classes)  # as the run built it
+    cfg = OmegaConf.create({"model": saved["model"]})
+    for key, default in OLDER_DEFAULTS.items():
+        cfg[key] = saved.get(key, default)
+    with torch.random.fork_rng(devices=[]):  # build_model seeds the initialization
+        model = build_model(cfg, tuple(shape), classes)
     model.load_state_dict(saved["state_dict"])
     return model.eval(), InputTransform(**spec)

@@ -21,6 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from reglab import timing
 from reglab.summary import SUMMARY, git_commit, versions, write_json_atomic
 
 log = logging.getLogger("reglab")
@@ -218,6 +219,8 @@ class Member:
         }
         if self.error is not None:
             summary["error"] = self.error
+        if (seconds := timing.snapshot()) is not None:  # its stack's phases (reglab.timing)
+            summary["timing"] = seconds
         write_json_atomic(self.out_dir / SUMMARY, summary)
         return summary
 

@@ -1,13 +1,12 @@
 """Optimizers for stacked training: K members of one architecture, each with its own settings.
 
 Every parameter has a leading member axis of size K. ``MemberSGD``/``MemberAdam``/``MemberAdamW``
-are ``torch.optim.Optimizer`` subclasses (one param group) that apply torch.optim's single-tensor
-(``foreach=False``) update to each member with its own ``lr``, ``momentum``/``betas`` and
-``weight_decay``: (K,) float64 CPU tensors in ``param_groups[0]``, uploaded to the device as
-(K, 1, 1, ...) coefficient blocks only when they change. Updates are elementwise per member, so a
-member can be saved (``state_of``), moved to another stack (``load_state_of``) or dropped
-(``keep``) without changing anyone's trajectory. ``MemberSchedules`` runs one torch lr scheduler
-per member on that member's own epochs.
+are ``torch.optim.Optimizer``s (one param group) applying torch.optim's single-tensor update to
+each member with its own ``lr``, ``momentum``/``betas`` and ``weight_decay``: (K,) tensors in
+``param_groups[0]``, uploaded as (K, 1, 1, ...) blocks only when they change. Updates are
+elementwise per member, so a member can be saved (``state_of``), moved to another stack
+(``load_state_of``) or dropped (``keep``) without changing anyone's trajectory.
+``MemberSchedules`` runs one torch lr scheduler per member on that member's own epochs.
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import optimizer as torch_optimizer
+from torch.optim import optimizer as _torch_optim
+
+_profiling = torch._C._autograd._profiler_enabled
 
 PerMember = float | Sequence[float] | Mapping[int, float] | Tensor
 
@@ -39,7 +40,7 @@ def select_members(t: Tensor, idx: Tensor) -> Tensor:
 def _hyper(name: str) -> property:
     """A per-member hyperparameter as a list of floats; assigning calls set_hyperparameters."""
     return property(
-        lambda self: list(self._synced()[name]),
+        lambda self: list(self._sync()[name]),
         lambda self, value: self.set_hyperparameters(**{name: value}),
         doc=f"Per-member {name}.",
     )
@@ -68,10 +69,8 @@ def _scalar(name: str, value: Any) -> float:
 
 def _expand(name: str, value: Any, members: int, current: list | None = None) -> list[float]:
     """A scalar, K values or ``{member: value}`` (changing ``current``) → K floats."""
-    if isinstance(value, Mapping):
-        if current is None:
-            raise TypeError(f"{name}: {{member: value}} only changes existing values")
-        new = list(current)
+    if isinstance(value, Mapping):  # only changes existing values
+        new = list(current or ())
         for k, v in value.items():
             new[int(k)] = float(v)
         return new
@@ -85,11 +84,11 @@ def _expand(name: str, value: Any, members: int, current: list | None = None) ->
 
 
 class _MemberOptimizer(torch.optim.Optimizer):
-    """One param group of stacked tensors. Per-member values live in ``param_groups[0]`` as (K,)
-    CPU tensors (hyperparameters float64, ``steps`` int64, flags bool), shared ones as floats;
-    ``_sync`` mirrors them on the host, re-reading a value whose object or version changed.
-    Methods mutate their caches in place, never rebind attributes, so Lightning's optimizer
-    wrapper (which forwards missing attributes) shares them."""
+    """One param group of (K, ...) tensors; in it per-member values as (K,) CPU tensors (float64
+    hyperparameters, bool flags), ``steps`` as K ints, shared values as floats. ``_sync``
+    mirrors them on the host, re-reading those whose object or tensor version changed. After
+    ``__init__`` methods mutate their containers, never rebind attributes: Lightning's optimizer
+    wrapper forwards the attributes it lacks, so it shares them."""
 
     per_member: tuple[str, ...] = ()  # per-member hyperparameters
     shared: tuple[str, ...] = ()  # hyperparameters all members share
@@ -102,7 +101,7 @@ class _MemberOptimizer(torch.optim.Optimizer):
         params = list(params)
         if not params or not all(isinstance(p, Tensor) for p in params):
             raise TypeError("params must be a non-empty list of stacked tensors (no groups)")
-        k = int(params[0].shape[0]) if members is None and params[0].dim() else members
+        k = int(params[0].shape[0] if members is None and params[0].dim() else members or 0)
         for p in params:
             if p.dim() < 1 or p.shape[0] != k:
                 raise ValueError(f"shape {tuple(p.shape)}: no member axis {k}")
@@ -116,12 +115,12 @@ class _MemberOptimizer(torch.optim.Optimizer):
 
     def _init_mirrors(self) -> None:
         self._kind = type(self).__name__
-        self._tracked = (*self.per_member, *self.shared, *self.flags, "steps")
         self._host: dict[str, Any] = {}  # host mirror of the group's values
-        self._seen: dict[str, tuple[Any, int]] = {}  # (object, version) mirrored
+        self._seen: dict[str, tuple[Any, int | None]] = {}  # (object, tensor version) read
         self._cache: dict[Any, Any] = {}  # coefficient blocks on the device
         self._dev: dict[str, Tensor] = {}  # ``steps`` on the device (Adam)
-        self._sync()
+        for name in (*self.per_member, *self.shared, *self.flags, "steps"):
+            self._read(self.param_groups[0], name, self.param_groups[0][name])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -145,14 +144,14 @@ class _MemberOptimizer(torch.optim.Optimizer):
     def device(self) -> torch.device:
         return self.params[0].device
 
-    def _sync(self) -> None:
-        """Re-read every group value whose object or (tensor) version is not the one seen."""
-        group, seen = self.param_groups[0], self._seen
-        for name in self._tracked:
+    def _sync(self) -> dict[str, Any]:
+        """Re-read each group value whose object or tensor version changed; the host mirror."""
+        group = self.param_groups[0]
+        for name, (seen, version) in self._seen.items():
             v = group[name]
-            last = seen.get(name)
-            if last is None or v is not last[0] or getattr(v, "_version", 0) != last[1]:
+            if v is not seen or (version is not None and v._version != version):
                 self._read(group, name, v)
+        return self._host
 
     def _read(self, group: dict[str, Any], name: str, v: Any) -> None:
         if name in self.shared:
@@ -166,18 +165,15 @@ class _MemberOptimizer(torch.optim.Optimizer):
                 floats = _expand(name, v, k, self._host.get(name))
                 v = group[name] = torch.tensor(floats, dtype=dtype)
             new = v.tolist()
-        self._seen[name] = (group[name], getattr(group[name], "_version", 0))
+        v = group[name]
+        self._seen[name] = (v, v._version if isinstance(v, Tensor) else None)
         if name != "steps" and new != self._host.get(name):
             self._host[name] = new
             self._cache.clear()
 
-    def _synced(self) -> dict[str, Any]:
-        self._sync()
-        return self._host
-
     def set_hyperparameters(self, **per_member: PerMember) -> None:
         """Per-member values: a scalar, K values or ``{member: value}``; unchanged: no upload."""
-        host, group = self._synced(), self.param_groups[0]
+        host, group = self._sync(), self.param_groups[0]
         for name, value in per_member.items():
             if name not in self.per_member:
                 raise TypeError(f"{type(self).__name__} has no per-member {name!r}")
@@ -188,8 +184,7 @@ class _MemberOptimizer(torch.optim.Optimizer):
 
     @property
     def hyperparameters(self) -> dict[str, list[float]]:
-        host = self._synced()
-        return {name: list(host[name]) for name in self.per_member}
+        return {name: list(self._sync()[name]) for name in self.per_member}
 
     @property
     def steps(self) -> list[int]:
@@ -199,8 +194,7 @@ class _MemberOptimizer(torch.optim.Optimizer):
     lr = _hyper("lr")
 
     def _coefficients(self, dtype: torch.dtype, dim: int = 1) -> dict[str, Tensor]:
-        """The subclass's ``_rows()`` as (K, 1, ...) tensors for ``dim``-d parameters of
-        ``dtype``; uploaded and cast only after a change."""
+        """``_rows()`` as (K, 1, ...) ``dtype`` tensors, uploaded and cast only after a change."""
         c = self._cache
         if "block" not in c:
             rows = self._rows()
@@ -211,33 +205,30 @@ class _MemberOptimizer(torch.optim.Optimizer):
             c[dtype, dim] = dict(zip(c["names"], block, strict=True))
         return c[dtype, dim]
 
-    def _buffer(self, p: Tensor, name: str) -> Tensor:
+    def _buffers(self, p: Tensor, *names: str) -> list[Tensor]:
         st = self.state[p]
-        if name not in st:
-            st[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        return st[name]
+        for name in names:
+            if name not in st:
+                st[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return [st[name] for name in names]
 
     def _count_step(self) -> None:
         group = self.param_groups[0]
         steps = group["steps"] = [s + 1 for s in group["steps"]]
-        self._seen["steps"] = (steps, 0)
+        self._seen["steps"] = (steps, None)
         if "steps" in self._dev:
             self._dev["steps"] += 1
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter with a grad; returns ``closure()``'s loss if given."""
-        if (
-            self._optimizer_step_pre_hooks
-            or self._optimizer_step_post_hooks
-            or torch_optimizer._global_optimizer_pre_hooks
-            or torch_optimizer._global_optimizer_post_hooks
-            or torch._C._autograd._profiler_enabled()
-        ):
+        hooks = self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+        hooks = hooks or _torch_optim._global_optimizer_pre_hooks
+        if hooks or _torch_optim._global_optimizer_post_hooks or _profiling():
             return self._hooked_step(closure)
         return self._step(closure)
 
-    # torch wraps step() to run step hooks under a profiler label (~20 us a step on 2 CPU
-    # threads); here that wrapper (_hooked_step) runs only when hooks or a profiler are on
+    # torch wraps step() to run its step hooks under a profiler label, ~20 us a step on 2 CPU
+    # threads; here that wrapper (_hooked_step) runs only when there are hooks or a profiler
     step.hooked = True  # type: ignore[attr-defined]
 
     @torch.no_grad()
@@ -250,18 +241,9 @@ class _MemberOptimizer(torch.optim.Optimizer):
         self._update()
         return loss
 
-    def _update(self) -> None:
-        raise NotImplementedError
-
-    def _put(self, name: str, k: int, value: Any) -> None:
-        """Member ``k`` of group value ``name`` := value, in a copy (state dicts keep theirs)."""
-        t = self.param_groups[0][name].clone()
-        t[k] = value
-        self.param_groups[0][name] = t
-
     def state_of(self, k: int) -> dict[str, Any]:
         """Member ``k``'s hyperparameters, step count and state slices, cloned to CPU."""
-        host = self._synced()
+        host = self._sync()
         return {
             "optimizer": self._kind,
             "hyperparameters": {name: host[name][k] for name in self.per_member},
@@ -280,15 +262,14 @@ class _MemberOptimizer(torch.optim.Optimizer):
         if len(state["state"]) != len(self.params):
             raise ValueError("saved state has a different number of parameters")
         self.set_hyperparameters(**{n: {k: v} for n, v in state["hyperparameters"].items()})
-        for name, value in state["flags"].items():
-            self._put(name, k, value)
-        steps = self.steps
-        steps[k] = int(state["steps"])
-        self.param_groups[0]["steps"] = steps
+        group = self.param_groups[0]
+        for name, value in [*state["flags"].items(), ("steps", int(state["steps"]))]:
+            group[name] = group[name].copy() if name == "steps" else group[name].clone()
+            group[name][k] = value  # in a copy: state dicts taken before keep theirs
         for p, saved in zip(self.params, state["state"], strict=True):
             for name in self.state_names:
                 if name in saved:
-                    self._buffer(p, name)[k].copy_(saved[name])
+                    self._buffers(p, name)[0][k].copy_(saved[name])
                 elif name in self.state.get(p, {}):
                     self.state[p][name][k].zero_()
         self._sync()
@@ -376,7 +357,7 @@ class MemberSGD(_MemberOptimizer):
             co = self._coefficients(p.dtype, p.dim())
             grad = p.grad.addcmul(p, co["wd"]) if decay else p.grad
             if any(on):
-                buf = self._buffer(p, "momentum_buffer")
+                (buf,) = self._buffers(p, "momentum_buffer")
                 buf.mul_(co["a"]).addcmul_(grad, co["b"])
                 if all(use_buf):
                     grad = buf
@@ -437,7 +418,7 @@ class MemberAdam(_MemberOptimizer):
 
     @property
     def betas(self) -> list[tuple[float, float]]:
-        host = self._synced()
+        host = self._sync()
         return list(zip(host["beta1"], host["beta2"], strict=True))
 
     def _rows(self) -> dict[str, list[float]]:
@@ -449,7 +430,8 @@ class MemberAdam(_MemberOptimizer):
         return rows
 
     def _update(self) -> None:
-        params, device = self.params, self.device
+        params = self.params
+        device = params[0].device
         self._count_step()
         if "steps" not in self._dev:
             self._dev["steps"] = _upload([self.steps], device)[0]
@@ -472,7 +454,7 @@ class MemberAdam(_MemberOptimizer):
                 p.mul_(co["decay"])
             elif decay:
                 grad = grad.addcmul(p, co["wd"])
-            exp_avg, exp_avg_sq = self._buffer(p, "exp_avg"), self._buffer(p, "exp_avg_sq")
+            exp_avg, exp_avg_sq = self._buffers(p, "exp_avg", "exp_avg_sq")
             exp_avg.lerp_(grad, co["one_minus_beta1"])
             exp_avg_sq.mul_(co["beta2"]).addcmul_(grad * co["one_minus_beta2"], grad)
             denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)

@@ -6,7 +6,8 @@ up front (sweep overrides left out) turns both into one line that names the key.
 single run's config is also validated here, so that a bad value stops the program
 before Hydra creates the run directory (a sweep's jobs are validated one by one, and
 a bad grid point is recorded in its own directory; a sweep's fixed overrides still get
-the checks that do not depend on the grid: non-finite numbers, keys nothing reads). Imports
+the checks that do not depend on the grid: non-finite numbers, keys nothing reads, and an
+accelerator this machine lacks when the jobs train here). Imports
 no torch or Lightning: a refusal takes a fraction of a second.
 """
 
@@ -18,8 +19,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from reglab.trainer_config import check_machine, runs_elsewhere
 from reglab.validation import ConfigError, added_keys, check_structure, validate
 
 # Hydra's flags that take a value; with any flag but -m/--multirun, Hydra is left alone.
@@ -114,11 +116,13 @@ def precheck(config_dir: str, args: list[str]) -> None:
     except Exception as error:
         raise ConfigError(_one_line(str(error))) from None
     added = added_keys(fixed) + _force_added(config_dir, fixed)
-    choices = list(OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or ())
+    choices = dict(OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {})
     if multirun:
         check_structure(cfg, added, choices)
+        if not runs_elsewhere(choices) and isinstance(cfg.get("trainer"), DictConfig):
+            check_machine(cfg.trainer)  # the sweep's jobs train here
     else:
-        validate(cfg, added, choices)
+        validate(cfg, added, choices, here=True)  # a single run trains here, whatever launcher
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     try:
         out = Path(str(OmegaConf.select(cfg, key)))

@@ -59,12 +59,12 @@ HOW_KEYS = (
     "trainer",
     "trainer.accelerator",
     "trainer.devices",
-    "trainer.strategy",
-    "trainer.num_nodes",
     "trainer.precision",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
+    "trainer.profiler",
+    "trainer.default_root_dir",
 )
 
 #: on a resolved config only the keys of these groups listed in :data:`HOW_KEYS` are neutral.
@@ -91,10 +91,12 @@ def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> l
     ``old`` is the resolved config an earlier summary recorded; ``None`` (a summary written
     before the config was known) compares as unchanged. A key on one side only counts as
     null on the other: a newer reglab's new option, off by default, changes nothing.
+    A config group an earlier release did not record counts as this release's default
+    (:data:`DEFAULT_GROUPS`).
     """
     if old is None:
         return []
-    before, after = dict(_leaves(old)), dict(_leaves(new))
+    before, after = dict(_leaves(_with_default_groups(old, new))), dict(_leaves(new))
     return [
         f"{key}: {_shown(before, key)} → {_shown(after, key)}"
         for key in sorted(before.keys() | after.keys())
@@ -119,6 +121,27 @@ def set_aside(job_dir: Path) -> Path:
             continue
         shutil.move(str(entry), target / entry.name)
     return target
+
+
+#: Config groups a run recorded by an earlier release may lack; it ran as their default
+#: (``callbacks``: the members' checkpoints and summaries, reglab.callbacks.MemberRuns).
+DEFAULT_GROUPS = ("callbacks",)
+
+
+def _with_default_groups(old: Mapping[str, Any], new: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``old`` with each of :data:`DEFAULT_GROUPS` it lacks filled in as this release's
+    default, resolved against ``new`` (its entries interpolate keys compared themselves)."""
+    missing = [g for g in DEFAULT_GROUPS if g not in old and g in new]
+    if not missing:
+        return old
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parent / "conf"
+    tree = OmegaConf.create(dict(new))
+    for group in missing:
+        tree[group] = OmegaConf.load(conf / group / "default.yaml")
+    filled = OmegaConf.to_container(tree, resolve=True)
+    return {**old, **{g: filled[g] for g in missing}}
 
 
 def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 import os
+import warnings
 from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from reglab.callbacks import MemberRuns, _limits
+from reglab import timing
+from reglab.callbacks import MemberRuns, StepsBar, _limits
 from reglab.classifier import StackedClassifier
 from reglab.data import DataError, TensorDataModule, sources
 from reglab.data.stack import StackDataModule
+from reglab.lifecycle import failed, prepare
 from reglab.load import input_spec
-from reglab.locks import JobLock, skipped
-from reglab.member import Job, Member, read_checkpoint, resolved
+from reglab.member import Job, Member
 from reglab.models.stack import StackError
 from reglab.progress import bar_allowed, no_bar, quiet_job_console
-from reglab.rerun import changed_settings, set_aside
 from reglab.signals import Signals
-from reglab.summary import read_summary, write_json_atomic
-from reglab.validation import ConfigError, validate
+from reglab.validation import ConfigError
 
 log = logging.getLogger("reglab")
 # Lightning's console: no banners (GPU/TPU available, tips) and no notes on the endless,
@@ -97,9 +97,10 @@ def run_stack(
     """
     summaries: dict[int, dict] = {}
     todo: list[tuple[int, Member]] = []
+    timing.start()  # summary.json's "timing": where the stack's time goes (reglab.timing)
     try:
         for i, job in enumerate(jobs):
-            member = _prepare(job, record_failures)
+            member = prepare(job, record_failures)
             if isinstance(member, dict):
                 summaries[i] = member
             else:
@@ -107,90 +108,18 @@ def run_stack(
                 todo.append((i, member))
         if todo:
             _configure_torch(todo[0][1].cfg)
-            loaded = _load_data(todo, summaries, record_failures)
-            for group in _phase_groups(loaded):
+            with timing.phase("data"):
+                loaded = _load_data(todo, summaries, record_failures)
+            for n, group in enumerate(_phase_groups(loaded)):
+                if n:  # the next stack's own clock
+                    timing.end()
+                    timing.start()
                 summaries |= _train(group)
     finally:  # done with these jobs (or failed): another process may take them
+        timing.end()
         for _, m in todo:
             m.lock.release()
     return [summaries[i] for i in range(len(jobs))]
-
-
-def _prepare(job: Job, record_failures: bool) -> Member | dict:
-    """The job's member, holding its lock; or its summary when this process does not train
-    it (completed, bad config, running elsewhere)."""
-    out_dir = Path(job.out_dir)
-    job.cfg = _in_folder(job.cfg, out_dir, job.overrides)
-    config = resolved(job.cfg)
-    previous = read_summary(out_dir) or {}
-    if previous.get("status") == "completed" and not changed_settings(
-        previous.get("config"), config
-    ):
-        log.info("%s: already completed, skipping", out_dir)
-        return previous
-    lock = JobLock(out_dir)
-    owner = lock.acquire()
-    if owner is not None:
-        return skipped(out_dir, owner, job.overrides)
-    if lock.previous is not None:
-        log.warning("%s: taking over from %s, which is gone", out_dir, lock.previous.describe())
-    member = None
-    try:
-        member = _prepare_locked(job, config, out_dir, record_failures)
-        return member
-    finally:
-        if isinstance(member, Member):
-            member.lock = lock
-        else:
-            lock.release()
-
-
-def _prepare_locked(job: Job, config: dict, out_dir: Path, record_failures: bool):
-    """:func:`_prepare` once this process holds the job's lock."""
-    previous = read_summary(out_dir)
-    saved = read_checkpoint(out_dir / "checkpoints" / "last.ckpt")
-    recorded = (previous or {}).get("config") or (saved or {}).get("reglab_config")
-    changes = changed_settings(recorded, config)
-    if changes:
-        moved = set_aside(out_dir)
-        shown = "; ".join(changes[:3]) + (f"; {len(changes) - 3} more" if len(changes) > 3 else "")
-        log.warning(
-            "%s: the config changed since its earlier run (%s); that run moved to %s",
-            out_dir,
-            shown,
-            moved,
-        )
-        previous = saved = None
-    if previous and previous.get("status") == "completed":
-        log.info("%s: already completed, skipping", out_dir)
-        return previous
-    try:
-        validate(job.cfg)
-    except ConfigError as error:
-        return _failed(job, str(error), record_failures)
-    return Member(job, config, saved)
-
-
-def _in_folder(cfg: DictConfig, out_dir: Path, overrides: list[str]) -> DictConfig:
-    """The job's loggers write into its folder, named after its overrides (as Hydra's
-    ``${hydra:runtime.output_dir}`` does for a job that Hydra launched itself)."""
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        for spec in (cfg.get("logger") or {}).values():
-            if "save_dir" in spec:
-                spec.save_dir = str(out_dir)
-            if "Wandb" in str(spec.get("_target_", "")):
-                spec.name = ",".join(overrides) or out_dir.name
-    return cfg
-
-
-def _failed(job: Job, message: str, record: bool) -> dict:
-    """A job that cannot train; its summary is written if ``record`` (a sweep's job: the
-    sweep goes on and reports it; a single run just says why, in one line)."""
-    summary = {"status": "failed", "error": message, "overrides": job.overrides, "metrics": {}}
-    if record:
-        write_json_atomic(Path(job.out_dir) / "summary.json", summary)
-    return summary
 
 
 #: Trainer keys reglab applies per member (its cadence, limits, clipping) or maps to
@@ -213,6 +142,11 @@ def build_trainer(cfg: DictConfig, callbacks: list, logger, max_steps: int, root
     precision = str(t.get("precision", "32-true"))
     kwargs["precision"] = "32-true" if precision == "tf32" else precision
     kwargs["enable_progress_bar"] = bool(t.get("enable_progress_bar", True)) and bar_allowed()
+    if t.get("barebones"):  # Lightning's speed floor: no Trainer logger, bar or log cadence
+        kwargs |= {"enable_progress_bar": False, "log_every_n_steps": None}
+        logger = False  # each member's own loggers still get its evaluations (MemberRuns)
+    if kwargs["enable_progress_bar"] and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks = [*callbacks, StepsBar()]
     kwargs |= {
         "callbacks": callbacks,
         "logger": logger,
@@ -221,7 +155,7 @@ def build_trainer(cfg: DictConfig, callbacks: list, logger, max_steps: int, root
         "limit_val_batches": 0,  # members evaluate at their own cadence (MemberRuns)
         "num_sanity_val_steps": 0,
         "enable_checkpointing": False,  # each member's own last.ckpt (MemberRuns)
-        "default_root_dir": str(root),
+        "default_root_dir": str(t.get("default_root_dir") or root),
     }
     return instantiate(OmegaConf.create({"_target_": t._target_}), **kwargs)
 
@@ -244,7 +178,7 @@ def _load_data(
         raw = sources.load(first.name, first.root, first.download)
     except DataError as error:
         for i, m in todo:
-            summaries[i] = _failed(m.job, str(error), record)
+            summaries[i] = failed(m.job, str(error), record)
         return []
     loaded, prepared = [], None
     for i, m in todo:
@@ -256,7 +190,7 @@ def _load_data(
             loaded.append((i, m, dm.load(prepared)))
             m.input_spec = input_spec(dm)
         except DataError as error:
-            summaries[i] = _failed(m.job, str(error), record)
+            summaries[i] = failed(m.job, str(error), record)
     for entry in loaded:
         entry[2].prepared = prepared
     return loaded
@@ -292,7 +226,8 @@ def _train(group) -> dict[int, dict]:
         for m in members:
             start = f"from step {m.step}" if m.step else "from scratch"
             m.note("training %s in stack %s of %d member(s)", start, info["id"], len(members))
-            m.open_loggers()
+            with timing.phase("write"):
+                m.open_loggers()
         # a stack of one is an ordinary Lightning run: its loggers are the Trainer's too
         logger = members[0].loggers if len(members) == 1 else False
         steps = max(_steps_left(m, dm) for m, dm in zip(members, modules, strict=True))
@@ -310,7 +245,7 @@ def _train(group) -> dict[int, dict]:
         for m in members:
             m.close_loggers({})
         message = str(error).splitlines()[0]
-        return {i: _failed(m.job, message, True) for i, m, _ in group}
+        return {i: failed(m.job, message, True) for i, m, _ in group}
     by_dir = {str(m.out_dir): i for i, m, _ in group}
     return {by_dir[d]: s for d, s in runs[0].summaries.items()}
 

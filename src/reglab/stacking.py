@@ -1,7 +1,7 @@
 """Which jobs of a sweep can train together as one stacked model, and how many at once.
 
 A *stack* trains K compatible jobs ("members") as one vectorized model. Members may
-differ only in :data:`STACKABLE` keys (seed, dropout rates, penalty strengths, corruption,
+differ only in :data:`STACKABLE` keys (seed, dropout rates, regularizer strengths, corruption,
 training-set size, optimizer hyperparameters, user notes) and in keys that do not change a
 result (:data:`reglab.rerun.HOW_KEYS`), except the :data:`MUST_MATCH` keys, which decide
 how the one stacked model runs. :func:`stack_key` says which jobs are compatible,
@@ -23,14 +23,13 @@ from reglab.rerun import HOW_CONFIG_KEYS
 
 #: Keys whose values may differ between the members of one stack (a group name, such as
 #: ``corruption``, means the whole group: its kind and its parameters).
+#: ``regularizer.*`` means every number under ``regularizer`` (its strengths, a user's
+#: regularizer's too) but the selection flags of :data:`REGULARIZER_SELECTION`.
 STACKABLE: tuple[str, ...] = (
     "seed",
     "dropout.p_input",
     "dropout.p_hidden",
-    "regularizer.lam",
-    "regularizer.lam_l1",
-    "regularizer.lam_l2",
-    "regularizer.c",
+    "regularizer.*",
     "corruption",
     "data.train_size",
     "optimizer.lr",
@@ -40,6 +39,10 @@ STACKABLE: tuple[str, ...] = (
     "meta",
 )
 
+#: Regularizer arguments that choose parameters, not strengths: never stackable
+#: (``reglab.regularizers.SELECTION``; this module imports no torch).
+REGULARIZER_SELECTION: tuple[str, ...] = ("include_biases", "include_batchnorm")
+
 #: Keys that only pick values of other keys through interpolation (the experiments'
 #: ``arm`` and ``fixed_pn.p`` tables). The values they pick stay in the stack key, so
 #: leaving the selectors out stacks exactly what those values allow: label_corruption's
@@ -47,19 +50,28 @@ STACKABLE: tuple[str, ...] = (
 SELECTORS: tuple[str, ...] = ("arm", "fixed_pn.p")
 
 #: Result-neutral keys (in HOW_KEYS) that must still be equal inside a stack: one stacked
-#: model has one precision, device, strategy, compile setting, logger set, data placement,
-#: evaluation batch and checkpoint policy.
+#: model has one Trainer (precision, device, progress bar, summary, logging cadence,
+#: profiler, root folder), compile setting, logger set, data placement, evaluation batch
+#: and checkpoint policy.
 MUST_MATCH: tuple[str, ...] = (
     "trainer.precision",
     "trainer.accelerator",
     "trainer.devices",
-    "trainer.strategy",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.profiler",
+    "trainer.default_root_dir",
     "compile",
     "logger",
     "data.on_device",
     "data.eval_batch_size",
     "checkpoint",
 )
+
+#: The callbacks entries of reglab's own (conf/callbacks/default.yaml); a job with any
+#: other Lightning callback trains in a stack of its own.
+REGLAB_CALLBACKS: tuple[str, ...] = ("members",)
 
 #: Logger settings that name the job itself (its folder, its W&B run): never compared.
 PER_JOB_LOGGER_KEYS: tuple[str, ...] = ("save_dir", "dir", "name", "version", "id")
@@ -90,7 +102,10 @@ def stack_key(config: Mapping[str, Any]) -> str:
     tree = copy.deepcopy(dict(config))
     tree.pop("hydra", None)
     for key in (*HOW_CONFIG_KEYS, *STACKABLE, *SELECTORS):
-        _pop(tree, key)
+        if key.endswith(".*"):
+            _pop_numbers(tree, key[:-2], REGULARIZER_SELECTION)
+        else:
+            _pop(tree, key)
     for key, value in kept.items():
         if value is not _MISSING:
             _set(tree, key, copy.deepcopy(value))
@@ -241,7 +256,10 @@ def plan_stacks(
         raise ValueError(f"max_members={max_members}: must be >= 1")
     groups: dict[str, list[int]] = {}
     for index, config in enumerate(configs):
-        groups.setdefault(stack_key(config), []).append(index)
+        key = stack_key(config)
+        if set(config.get("callbacks") or {}) - set(REGLAB_CALLBACKS):
+            key += f"#{index}"  # a user's Lightning callbacks see one model and its loggers
+        groups.setdefault(key, []).append(index)
     stacks: list[list[int]] = []
     for members in groups.values():
         costs = [estimate_bytes(configs[i]) for i in members]
@@ -350,6 +368,16 @@ def _pop(tree: dict[str, Any], dotted: str) -> None:
         node = node.get(part) if isinstance(node, Mapping) else None
     if isinstance(node, dict):
         node.pop(last, None)
+
+
+def _pop_numbers(tree: dict[str, Any], dotted: str, keep: Sequence[str]) -> None:
+    """Remove the numbers (not booleans) directly under ``dotted``, but ``keep``."""
+    node = _get(tree, dotted)
+    if isinstance(node, dict):
+        for key in [k for k, v in node.items() if k not in keep and not k.startswith("_")]:
+            value = node[key]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                del node[key]
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY = "summary.json"
+#: A run's ``status``: how training ended (a sweep's progress and reports read these).
+COMPLETED, FAILED, DIVERGED, INTERRUPTED = "completed", "failed", "diverged", "interrupted"
+STATUSES = (COMPLETED, FAILED, DIVERGED, INTERRUPTED)
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -30,6 +33,29 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def failed_summary(
+    out_dir: str | Path,
+    error: str,
+    overrides: list[str],
+    choices: dict[str, str] | None = None,
+    config: dict | None = None,
+    write: bool = True,
+) -> dict:
+    """The summary of a job that cannot train or crashed (the one writer of failures)."""
+    summary = {
+        "status": FAILED,
+        "error": error,
+        "overrides": list(overrides),
+        "choices": dict(choices or {}),
+        "metrics": {},
+    }
+    if config is not None:
+        summary["config"] = config
+    if write:
+        write_json_atomic(Path(out_dir) / SUMMARY, summary)
+    return summary
 
 
 def read_summary(run_dir: Path) -> dict | None:
@@ -55,16 +81,20 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import hydra
     import pytorch_lightning
     import torch
 
-    import reglab
-
+    try:
+        reglab_version = version("reglab")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        reglab_version = "unknown"
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "pytorch_lightning": pytorch_lightning.__version__,
         "hydra": hydra.__version__,
-        "reglab": reglab.__version__,
+        "reglab": reglab_version,
     }

@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from reglab.precheck import HELP, precheck, usage
-from reglab.summary import SUMMARY, write_json_atomic
+from reglab.summary import SUMMARY, failed_summary
 from reglab.validation import ConfigError, added_keys, validate
 
 # The configs ship inside the package (src/reglab/conf links to the top-level conf/).
@@ -88,16 +88,10 @@ def _refuse(error: Exception, hydra_cfg, multirun: bool, ran: bool = False) -> N
 
 def _record_failure(error: Exception, hydra_cfg, ran: bool) -> None:
     """A job's failure in its summary.json, unless the run already wrote one."""
-    summary_path = Path(hydra_cfg.runtime.output_dir) / SUMMARY
-    if ran and summary_path.exists():
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    if ran and (out_dir / SUMMARY).exists():
         return
-    failed = {
-        "status": "failed",
-        "error": str(error),
-        "overrides": list(hydra_cfg.overrides.task),
-        "metrics": {},
-    }
-    write_json_atomic(summary_path, failed)
+    failed_summary(out_dir, str(error), list(hydra_cfg.overrides.task))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -245,12 +245,15 @@ def _leaves(node: Any, path: str) -> Iterable[str]:
         yield path
 
 
-def check_added(cfg: DictConfig, added: Iterable[str], choices: Iterable[str] = ()) -> None:
+def check_added(
+    cfg: DictConfig, added: Iterable[str], choices: Iterable[str] | Mapping[str, Any] = ()
+) -> None:
     """Refuse a key added with ``+`` that nothing reads, naming the keys allowed there.
 
     Keys under a ``_target_`` are the target's (:func:`_check_keys`); ``meta.*`` holds
-    notes of your own and ``hydra.*`` is Hydra's; ``choices`` are config groups."""
-    skip = {"meta", "hydra"}
+    notes of your own and ``hydra.*`` is Hydra's; ``choices`` are config groups; a
+    ``callbacks`` entry is any callback (:func:`reglab.trainer_config.check_callbacks`)."""
+    skip = {"meta", "hydra", "callbacks"}
     added = [k for k in added if k.split(".")[0] not in skip and k not in set(choices)]
     added = [k for k in added if not set("@/") & set(k)]
 
@@ -279,7 +282,9 @@ def check_added(cfg: DictConfig, added: Iterable[str], choices: Iterable[str] = 
                 )
 
 
-def check_structure(cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] = ()):
+def check_structure(
+    cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] | Mapping[str, Any] = ()
+) -> None:
     """Non-finite numbers, keys nothing reads, a partial ``momentum_ramp``."""
     check_finite(cfg)
     check_added(cfg, added, choices)
@@ -293,37 +298,18 @@ def check_structure(cfg: DictConfig, added: Iterable[str] = (), choices: Iterabl
         )
 
 
-#: The trainer keys reglab's training loop reads (reglab.run._settings); the group keeps
-#: Lightning's names, and any other Trainer argument would be silently ignored.
-TRAINER_KEYS = (
-    "accelerator", "devices", "max_epochs", "max_steps", "precision", "deterministic",
-    "check_val_every_n_epoch", "val_check_interval", "log_every_n_steps",
-    "num_sanity_val_steps", "enable_progress_bar", "enable_model_summary",
-)  # fmt: skip
-PRECISIONS = ("32-true", "32", "bf16-mixed", "tf32")
-
-
-def _check_trainer(trainer: DictConfig) -> None:
-    for key in trainer:
-        if not key.startswith("_") and key not in TRAINER_KEYS:
-            raise ConfigError(
-                f"trainer.{key}={_shown(trainer, key)}: not read by reglab's training loop; "
-                "allowed keys are " + ", ".join(TRAINER_KEYS)
-            )
-    devices = trainer.get("devices", 1)
-    if devices not in (1, "1", "auto"):
-        raise ConfigError(
-            f"trainer.devices={devices}: must be 1; a run trains on one device (fill a GPU "
-            "with many jobs at once: launcher=stacked)"
-        )
-    precision = str(trainer.get("precision", "32-true"))
-    if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
-
-
-def validate(cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] = ()) -> None:
+def validate(
+    cfg: DictConfig,
+    added: Iterable[str] = (),
+    choices: Iterable[str] | Mapping[str, Any] = (),
+    here: bool | None = None,
+) -> None:
     """Raise :class:`ConfigError` on the first bad value in ``cfg``. ``added``: the keys the
-    command line added with ``+`` (:func:`added_keys`); ``choices``: the config groups."""
+    command line added with ``+`` (:func:`added_keys`); ``choices``: the config groups (and
+    the option picked in each); ``here``: does the run train on this machine (its
+    accelerator is then checked)? Default: unless ``choices`` pick a SLURM launcher."""
+    from reglab import trainer_config as tc  # it imports this module's helpers
+
     check_structure(cfg, added, choices)
     try:
         for key, ok, allowed in RULES:
@@ -338,19 +324,25 @@ def validate(cfg: DictConfig, added: Iterable[str] = (), choices: Iterable[str] 
         raise ConfigError(str(error).splitlines()[0]) from None
     for group in GROUPS_WITH_TARGET:
         node = cfg.get(group)
-        if isinstance(node, DictConfig) and group != "trainer":  # trainer: TRAINER_KEYS
+        if isinstance(node, DictConfig) and group != "trainer":  # trainer: trainer_config
             _check_keys(group, node)
     loggers = cfg.get("logger")
     for name, node in loggers.items() if isinstance(loggers, DictConfig) else ():
         if isinstance(node, DictConfig):
             _check_keys(f"logger.{name}", node)
+    here = not tc.runs_elsewhere(choices) if here is None else here
     if isinstance(cfg.get("trainer"), DictConfig):
-        _check_trainer(cfg.trainer)
+        stacked = str(OmegaConf.select(cfg, "launcher.name", default="")).startswith("stacked")
+        tc.check_trainer(cfg.trainer, here, stacked)
+    to_import = tc.check_callbacks(cfg)
     if isinstance(cfg.get("data"), DictConfig):
         check_data(cfg.data)
     steps, epochs = cfg.trainer.get("max_steps", -1), cfg.trainer.get("max_epochs", None)
     if steps == -1 and epochs in (None, -1):
         raise ConfigError("trainer.max_epochs / trainer.max_steps: set at least one limit")
+    # last: these import a class of your own (and so, likely, torch and Lightning)
+    tc.check_trainer_class(cfg.trainer)
+    tc.check_callback_keys(cfg, to_import)
 
 
 def check_data(data: DictConfig) -> None:

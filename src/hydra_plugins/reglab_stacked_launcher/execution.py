@@ -19,7 +19,7 @@ from typing import Any
 
 from reglab.locks import holder, skipped
 from reglab.rerun import changed_settings
-from reglab.summary import SUMMARY, read_summary, write_json_atomic
+from reglab.summary import failed_summary, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,7 @@ def crashed(job: Any, error: BaseException) -> Outcome:
 
 def record_failure(job: Any, message: str) -> dict:
     """Write ``{"status": "failed", "error": message, ...}`` as the job's summary."""
-    summary = {
-        "status": "failed",
-        "error": message,
-        "overrides": list(job.overrides),
-        "choices": dict(job.choices),
-        "config": _resolved(job),
-        "metrics": {},
-    }
-    write_json_atomic(Path(job.out_dir) / SUMMARY, summary)
-    return summary
+    return failed_summary(job.out_dir, message, job.overrides, job.choices, _resolved(job))
 
 
 def _resolved(job: Any) -> dict:

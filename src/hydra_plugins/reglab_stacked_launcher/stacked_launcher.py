@@ -48,7 +48,7 @@ from hydra_plugins.reglab_stacked_launcher.config import SUBMITIT_GENERIC_KEYS
 from reglab.jobs import job_key
 from reglab.progress import quiet_job_console
 from reglab.stacking import format_bytes, member_work, plan_stacks, stack_bytes
-from reglab.summary import SUMMARY, write_json_atomic
+from reglab.summary import failed_summary
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +219,7 @@ class StackedLauncher(Launcher):
     @staticmethod
     def record_invalid(m: Member) -> dict:
         """A job whose config reglab cannot run: its summary says why (as reglab.train's)."""
-        summary = {"status": "failed", "error": m.error, "overrides": m.overrides, "metrics": {}}
-        write_json_atomic(m.out_dir / SUMMARY, summary)
+        summary = failed_summary(m.out_dir, m.error, m.overrides)
         log.error("job %s: %s", m.out_dir.name, m.error)
         return summary
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 import pytorch_lightning as pl
 import torch
 
+from reglab import timing
 from reglab.data.batches import EpochPermutation
 from reglab.data.datamodule import TensorDataModule
 from reglab.data.sources import RawData, Split
@@ -325,7 +326,8 @@ class StackDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
         if self.data is None or self.data.device != torch.device(device):
-            self.data = StackData(self.members, self.prepared, torch.device(device))
+            with timing.phase("data"):
+                self.data = StackData(self.members, self.prepared, torch.device(device))
 
     def train_dataloader(self):
         return _TrainBatches(self.data)

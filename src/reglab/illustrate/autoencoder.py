@@ -2,7 +2,10 @@
 
 Trains two autoencoders with one hidden layer of 256 ReLU units, without and with dropout
 on the hidden units (retention p = 0.5, ``reglab.models.RetentionDropout`` through
-``reglab.models.MLP``), from the same initial weights and batches. Writes
+``reglab.models.MLP``), from the same initial weights and batches, in Lightning's Trainer.
+An autoencoder is not a classifier (its target is its input, its loss the pixels'
+cross-entropy), so it is a small LightningModule of its own, not reglab's
+``StackedClassifier``; its dropout draws the same counter-based masks. Writes
 
 * ``autoencoder_features.png``: each net's first-layer weights as a grid of 28x28 tiles
   (Srivastava et al. 2014 Fig 7);
@@ -24,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from torch.utils.data import DataLoader, TensorDataset
 
 from reglab.data import TensorDataModule
-from reglab.illustrate.common import load_mnist, parse_settings, write_caption
+from reglab.illustrate.common import fit, load_mnist, parse_settings, write_caption
 from reglab.models import MLP, DropoutSpec
 from reglab.report import published as pub
 from reglab.report.plotting import DPI
@@ -65,6 +70,22 @@ def autoencoder(p: float, seed: int) -> MLP:
     return MLP((1, 28, 28), 28 * 28, hidden=[HIDDEN], dropout=DropoutSpec(p_hidden=p), seed=seed)
 
 
+class Autoencoder(pl.LightningModule):
+    """The net, Adam, and the reconstruction loss: binary cross-entropy of the sigmoid
+    outputs against the input pixels (on [0, 1]); ``to_input``: raw pixels → input."""
+
+    def __init__(self, p: float, seed: int, lr: float, to_input) -> None:
+        super().__init__()
+        self.net, self.lr, self.to_input = autoencoder(p, seed), lr, to_input
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = self.to_input(batch[0])
+        return F.binary_cross_entropy_with_logits(self.net(x), x.flatten(1))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+
+
 def hidden_activations(model: MLP, x: torch.Tensor) -> torch.Tensor:
     """The ReLU outputs (before dropout) in eval mode: flatten → fc1 → act1."""
     model.eval()
@@ -72,22 +93,18 @@ def hidden_activations(model: MLP, x: torch.Tensor) -> torch.Tensor:
         return model.act1(model.fc1(model.flatten(x)))
 
 
-def train(p: float, label: str, data: TensorDataModule, cfg: Settings) -> Trained:
-    model = autoencoder(p, cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    images = data.splits["train"].images
+def batches(data: TensorDataModule, cfg: Settings) -> DataLoader:
+    """Training images in batches, reshuffled each epoch from ``cfg.seed`` (an epoch's
+    last, short batch left out): the same batches for every net."""
+    images = TensorDataset(data.splits["train"].images)
     order = torch.Generator().manual_seed(cfg.seed)
-    perm, cursor = torch.randperm(len(images), generator=order), 0
-    model.train()
-    for _ in range(cfg.steps):
-        if cursor + cfg.batch_size > len(images):
-            perm, cursor = torch.randperm(len(images), generator=order), 0
-        x = data.to_input(images[perm[cursor : cursor + cfg.batch_size]])
-        cursor += cfg.batch_size
-        loss = F.binary_cross_entropy_with_logits(model(x), x.flatten(1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    return DataLoader(images, cfg.batch_size, shuffle=True, drop_last=True, generator=order)
+
+
+def train(p: float, label: str, data: TensorDataModule, cfg: Settings) -> Trained:
+    module = Autoencoder(p, cfg.seed, cfg.lr, data.to_input)
+    fit(module, cfg.steps, train_dataloaders=batches(data, cfg))
+    model = module.net
     probe = data.to_input(data.splits["test"].images[: cfg.probe_size])
     acts = hidden_activations(model, probe)
     with torch.no_grad():

@@ -1,12 +1,15 @@
 """Proximal vs subgradient ℓ1 on a real model: exact zeros and weights that stop at zero.
 
 Trains one MLP on an MNIST subset twice from the same initial weights and batches, with
-plain SGD and the same λ: once with ``reglab.regularizers.L1`` (λ‖w‖₁ in the loss, so
-SGD takes the subgradient step λη·sign(w), which overshoots zero and makes the weight
-zig-zag across it) and once with ``reglab.regularizers.L1Proximal`` (the soft-threshold
-step after each update: a weight that would cross zero stops exactly on it). Writes
-``proximal_l1.png`` (fraction of exactly-zero weights over training, a few weight
-trajectories, and a zoom near zero) and ``proximal_l1.json`` (its numbers).
+plain SGD and the same λ, as ``reglab-train`` trains a run: its composed config
+(``regularizer=l1`` / ``regularizer=l1_proximal``) → ``reglab.classifier.StackedClassifier``
+(a stack of one) in Lightning's Trainer, a callback recording every step. Once with
+``reglab.regularizers.L1`` (λ‖w‖₁ in the loss, so SGD takes the subgradient step
+λη·sign(w), which overshoots zero and makes the weight zig-zag across it) and once with
+``reglab.regularizers.L1Proximal`` (the soft-threshold step after each update: a weight
+that would cross zero stops exactly on it). Writes ``proximal_l1.png`` (fraction of
+exactly-zero weights over training, a few weight trajectories, and a zoom near zero) and
+``proximal_l1.json`` (its numbers).
 
     python -m reglab.illustrate.proximal_l1 [--out reports/illustrations]
 
@@ -21,18 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from reglab.data import TensorDataModule
-from reglab.evaluation import evaluate
-from reglab.illustrate.common import load_mnist, parse_settings, write_caption
-from reglab.models import MLP
-from reglab.regularizers import L1, L1Proximal, Regularizer, as_stack, zero_fraction
+from reglab.classifier import StackedClassifier
+from reglab.data.stack import StackDataModule
+from reglab.illustrate.common import data_root, fit, parse_settings, quiet, write_caption
+from reglab.regularizers import zero_fraction
 from reglab.report.plotting import DPI
 
 STEM = "proximal_l1"
+#: The two runs: their ``regularizer`` config (conf/regularizer/) and their name.
+RUNS = (("l1", "subgradient"), ("l1_proximal", "proximal"))
 
 
 @dataclass
@@ -57,40 +61,61 @@ class Trace:
     test_error: float
 
 
-def train(
-    regularizer: Regularizer,
-    name: str,
-    data: TensorDataModule,
-    cfg: Settings,
-    tracked: torch.Tensor,
-) -> Trace:
-    """Plain SGD (no momentum, so the ℓ1 subgradient step is exactly λη·sign(w))."""
-    torch.manual_seed(cfg.seed)
-    model = MLP(data.input_shape, data.num_classes, hidden=[cfg.hidden], seed=cfg.seed)
-    params = as_stack(regularizer.parameters(model))  # a stack of one
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    images, labels = data.splits["train"].images, data.splits["train"].labels
-    order = torch.Generator().manual_seed(cfg.seed)
-    fc1 = model.fc1.weight
-    zeros, weights = [float(zero_fraction(params))], [fc1.detach().flatten()[tracked].clone()]
-    perm, cursor = torch.randperm(len(images), generator=order), 0
-    for _ in range(cfg.steps):
-        if cursor + cfg.batch_size > len(images):
-            perm, cursor = torch.randperm(len(images), generator=order), 0
-        idx = perm[cursor : cursor + cfg.batch_size]
-        cursor += cfg.batch_size
-        loss = F.cross_entropy(model(data.to_input(images[idx])), labels[idx])
-        penalty = regularizer.penalty(params)
-        if penalty is not None:
-            loss = loss + penalty.sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        regularizer.after_step(params, cfg.lr)
-        zeros.append(float(zero_fraction(params)))
-        weights.append(fc1.detach().flatten()[tracked].clone())
-    error = evaluate(model, data.eval_batches("test"), data.to_input)["error"]
-    return Trace(name, np.array(zeros), torch.stack(weights).numpy(), error)
+def run_config(regularizer: str, cfg: Settings, root: str | None = None):
+    """The run's config, as ``reglab-train regularizer=<regularizer> ...`` composes it: an
+    MLP 784-hidden-10, MNIST without validation hold-out, plain SGD (no momentum, so the ℓ1
+    subgradient step is exactly λη·sign(w))."""
+    from hydra import compose, initialize_config_dir
+
+    from reglab.train import CONFIG_DIR
+
+    overrides = [
+        "data=mnist", "data.download=false", "data.val_size=0", "data.normalize=standardize",
+        f"data.train_size={cfg.train_size}", f"data.batch_size={cfg.batch_size}",
+        "model=mlp", f"model.hidden=[{cfg.hidden}]", "dropout=none",
+        "optimizer=sgd", f"optimizer.lr={cfg.lr!r}", "optimizer.momentum=0.0",
+        "scheduler=none", f"regularizer={regularizer}", f"regularizer.lam={cfg.lam!r}",
+        f"seed={cfg.seed}", "~logger",  # no run directory: nothing is logged
+    ]  # fmt: skip
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        composed = compose("config", overrides=overrides)
+    composed.data.root = data_root(root)
+    return composed
+
+
+class Recorder(pl.Callback):
+    """After every step (and before the first): the fraction of the regularized weights
+    that are exactly 0, and the ``tracked`` entries of the first layer's weight matrix."""
+
+    def __init__(self, tracked: torch.Tensor, inputs: int) -> None:
+        self.rows, self.cols = tracked // inputs, tracked % inputs
+        self.zeros: list[float] = []
+        self.weights: list[torch.Tensor] = []
+
+    def record(self, module) -> None:
+        with torch.no_grad():
+            self.zeros.append(float(zero_fraction(module.reg_params())[0]))
+            fc1 = module.net.body.fc1.weight[0]  # member 0, (out, in) as the solo model's
+            self.weights.append(fc1[self.rows, self.cols].clone())
+
+    def on_train_start(self, trainer, module) -> None:
+        self.record(module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.record(module)
+
+
+def train(name: str, config, steps: int, tracked: torch.Tensor, data=None) -> Trace:
+    """One run of ``config`` for ``steps`` steps in Lightning's Trainer, its test error
+    from the Trainer's test loop; ``data``: its (unfitted) ``StackDataModule``, if loaded."""
+    module = StackedClassifier.from_configs([config])
+    data = data or StackDataModule.from_configs([config])
+    recorder = Recorder(tracked, module.net.body.fc1.in_features)
+    trainer = fit(module, steps, [recorder], datamodule=data)
+    with quiet():
+        (tested,) = trainer.test(module, datamodule=data, verbose=False)
+    weights = torch.stack(recorder.weights).numpy()
+    return Trace(name, np.array(recorder.zeros), weights, float(tested["test/error"]))
 
 
 def sign_changes(trajectory: np.ndarray) -> np.ndarray:
@@ -210,12 +235,15 @@ def numbers(sub: Trace, prox: Trace, examples: list[int], cfg: Settings) -> dict
 
 def run(out: Path, cfg: Settings, root: str | None = None) -> tuple[Path, dict]:
     """Train both, write ``<out>/proximal_l1.png`` and ``.json``; return the PNG and numbers."""
-    data = load_mnist(cfg.train_size, cfg.seed, root)
-    n_weights = cfg.hidden * int(np.prod(data.input_shape))
+    configs = [run_config(regularizer, cfg, root) for regularizer, _ in RUNS]
+    loaded = StackDataModule.from_configs(configs[:1])  # the same data for both: read once
+    n_weights = cfg.hidden * int(np.prod(loaded.members[0].input_shape))  # fc1: (hidden, 784)
     gen = torch.Generator().manual_seed(cfg.seed)
     tracked = torch.randperm(n_weights, generator=gen)[: cfg.tracked]
-    sub = train(L1(cfg.lam), "subgradient", data, cfg, tracked)
-    prox = train(L1Proximal(cfg.lam), "proximal", data, cfg, tracked)
+    sub, prox = (
+        train(name, config, cfg.steps, tracked, StackDataModule(loaded.members, loaded.prepared))
+        for config, (_, name) in zip(configs, RUNS, strict=True)
+    )
     examples = pick_examples(sub, prox)
     result = numbers(sub, prox, examples, cfg)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,17 +25,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from reglab.models.dropout import dropout_layers, set_stochastic
+from reglab.optim import select_members
 
 
 class StackError(ValueError):
     """The models cannot be stacked (different architectures, or a module vmap refuses)."""
-
-
-def select_members(t: Tensor, idx: Tensor) -> Tensor:
-    """``t.index_select(0, idx)`` in ``t``'s memory layout (in-major weights stay so)."""
-    picked = t.index_select(0, idx)
-    like = t[: len(idx)]
-    return picked if picked.stride() == like.stride() else torch.empty_like(like).copy_(picked)
 
 
 def _in_major(t: Tensor) -> Tensor:
@@ -121,6 +115,8 @@ class StackedNet(nn.Module):
         return params, buffers
 
     def _call(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
+        if self.template.training != self.training:  # Lightning restores modes by attribute
+            self.template.train(self.training)
         return functional_call(self.template, (params, buffers), (x,))
 
     def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
@@ -158,23 +154,28 @@ class StackedNet(nn.Module):
         that vmap cannot run per member is named in a :class:`StackError`."""
         params = {n: p.detach().clone() for n, p in self.body.named_parameters()}
         buffers = {n: b.clone() for n, b in self.body.named_buffers()}
-        entered: list[str] = []
-        hooks = [
-            m.register_forward_pre_hook(lambda m, i, name=name: entered.append(name))
-            for name, m in self.template.named_modules()
-            if name
-        ]
+        active: list[str] = []  # the modules whose forward is running, innermost last
+
+        def enter(name: str):
+            return lambda module, args: active.append(name)
+
+        def leave(module, args, output) -> None:
+            active.pop()
+
+        hooks = []
+        for name, m in self.template.named_modules():
+            hooks += [m.register_forward_pre_hook(enter(name)), m.register_forward_hook(leave)]
         was = self.training
         self.train(True)
         try:
             with torch.no_grad():
                 vmap(self._call, randomness="error")(params, buffers, example)
         except Exception as error:  # any failure is the reason
-            where = entered[-1] if entered else type(self.template).__name__
-            kind = type(self.template.get_submodule(entered[-1])).__name__ if entered else ""
+            kind = type(self.template.get_submodule(active[-1] if active else "")).__name__
+            where = f"{active[-1]} ({kind})" if active and active[-1] else kind
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise StackError(
-                f"{where} ({kind}): cannot run per member under torch.func.vmap: {reason}"
+                f"{where}: cannot run per member under torch.func.vmap: {reason}"
             ) from None
         finally:
             self.train(was)
