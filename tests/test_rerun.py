@@ -44,6 +44,34 @@ def test_where_and_how_a_job_runs_is_not_a_change():
     assert changed_settings(None, CONFIG) == []  # a summary without a config: unknown
 
 
+def test_checkpoint_settings_through_the_members_callback_are_not_a_change():
+    """conf/callbacks/default.yaml passes checkpoint.* to MemberRuns: a rerun with another
+    checkpoint cadence resumes (tests/test_reliability.py's kill -9 case)."""
+    members = {"stop_when_fit": False, "every_n_steps": 25, "keep": False, "every_minutes": 5}
+    old = _with() | {"callbacks": {"members": members}}
+    new = _with() | {"callbacks": {"members": members | {"every_n_steps": None, "keep": True}}}
+    assert changed_settings(old, new) == []
+    fit = _with() | {"callbacks": {"members": members | {"stop_when_fit": True}}}
+    assert changed_settings(old, fit) == ["callbacks.members.stop_when_fit: False → True"]
+
+
+def test_a_run_recorded_before_the_callbacks_group_ran_with_its_default():
+    """A summary of an earlier release has no ``callbacks``: it ran as the default entry
+    (tests/test_completed_before.py); a callback of the user's own is a change."""
+    from conftest import compose_config
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(compose_config("data=digits"), resolve=False)
+    cfg["logger"], cfg["paths"] = {}, {}
+    new = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
+    old = {k: v for k, v in new.items() if k != "callbacks"}
+    assert changed_settings(old, new) == []
+    new["callbacks"]["lr"] = {"_target_": "pytorch_lightning.callbacks.LearningRateMonitor"}
+    assert changed_settings(old, new) == [
+        "callbacks.lr._target_: (absent) → pytorch_lightning.callbacks.LearningRateMonitor"
+    ]
+
+
 def test_an_added_or_removed_key_is_a_change_unless_it_is_null():
     new = _with()
     new["momentum_ramp"] = {"steps": 300}

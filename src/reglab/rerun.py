@@ -52,6 +52,11 @@ HOW_KEYS = (
     "checkpoint.every_n_steps",
     "checkpoint.keep",
     "checkpoint.every_minutes",
+    # the members' callback reads the checkpoint.* settings (conf/callbacks/default.yaml)
+    "callbacks.members.enabled",
+    "callbacks.members.every_minutes",
+    "callbacks.members.every_n_steps",
+    "callbacks.members.keep",
     "data.root",
     "data.download",
     "data.on_device",
