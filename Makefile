@@ -5,8 +5,9 @@ EXP ?= dropout_rate_fixed_n
 SCALE ?= quick
 LAUNCHER ?= joblib
 ARGS ?=
+JOBS ?= 2
 
-.PHONY: install system-deps train test lint format sweep report bench gpu-bundle tensorboard slurm-start slurm-stop clean
+.PHONY: install system-deps train test test-fast lint format sweep report bench gpu-bundle tensorboard slurm-start slurm-stop clean
 
 install:  ## make a venv and install reglab with its dev tools
 	python3 -m venv $(VENV)
@@ -19,9 +20,12 @@ system-deps:  ## (root) the system packages the tests use: SLURM, munge, Chromiu
 train:  ## the default run: an MLP on MNIST (override anything with ARGS="key=value ...")
 	$(VENV)/bin/reglab-train $(ARGS)
 
-test:  ## the test suite; as root, first installs the system packages it uses (system-deps)
-	@bash scripts/system_deps.sh --if-root
+test:  ## the whole test suite (CI runs it); says first which system packages are missing
+	@bash scripts/system_deps.sh --note
 	$(PY) -m pytest -q $(ARGS)
+
+test-fast:  ## the inner loop (~2 min): tests/unit and the quick e2e tests, on $(JOBS) workers (pytest-xdist)
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow and not slurm and not browser" $(ARGS)
 
 lint:
 	$(VENV)/bin/ruff check src tests scripts

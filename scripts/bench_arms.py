@@ -31,12 +31,11 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the templates' normalisation constants
 
 
 def compose(overrides: list[str], out_dir: Path | None = None):
-    """The config ``reglab-train`` would run with; CSV/TensorBoard loggers into ``out_dir``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config ``reglab-train`` would run with (reglab's resolvers registered);
+    CSV/TensorBoard loggers into ``out_dir``."""
+    from reglab.resolvers import compose as reglab_compose
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides)
+    cfg = reglab_compose(overrides, config_dir=str(CONF))
     for logger in (cfg.get("logger") or {}).values():  # ${hydra:runtime.output_dir} otherwise
         if "save_dir" in logger:
             logger.save_dir = str(out_dir)

@@ -9,7 +9,7 @@
 #    within 30 s, one line and exit 1 if reglab, hydra, omegaconf or CUDA is missing, or if
 #    its pytorch-lightning is older than pyproject.toml's lower bound;
 # 2. MNIST gunzipped from .whl/MNIST/raw into a temporary REGLAB_DATA_DIR;
-# 3. (a) the tests that use CUDA (tests/test_stack.py -k cuda), and bench.py's arithmetic;
+# 3. (a) the tests that use CUDA (tests/unit/test_models_stack.py -k cuda), and bench.py's arithmetic;
 #    (b) scripts/bench.py --device cuda --only members fig9a: per-member step cost of stacks
 #        through Lightning's Trainer, bytes per step against the floor at the measured
 #        bandwidth, the Fig. 9a stack;
@@ -133,7 +133,7 @@ say "MNIST in $REGLAB_DATA_DIR"
 # 3a. tests ----------------------------------------------------------------------------------
 start=$(now)
 timeout "$(limit 45 280)" "$PY" -m pytest -q -p no:cacheprovider \
-    tests/test_stack.py tests/test_bench.py \
+    tests/unit/test_models_stack.py tests/e2e/test_bench.py \
     -k "cuda or (test_bench and not smoke and not records)" >"$OUT/tests.log" 2>&1
 rc=$?
 tail -n 3 "$OUT/tests.log"

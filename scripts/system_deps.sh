@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # The system packages the tests use (Debian/Ubuntu, apt-get): a real one-node SLURM cluster
 # (slurmctld slurmd slurm-client munge; scripts/slurm_local.sh) and headless Chromium (the
-# report's browser tests). Used by `make system-deps`, `make test` and .ci/run.
+# report's browser tests). Used by `make system-deps`, `make test` (--note) and .ci/run.
 #
-# Usage: scripts/system_deps.sh [--check | --if-root]
-#   (none)     install the missing ones; needs root (exit 1 without it)
-#   --check    list the missing ones; exit 1 if any
-#   --if-root  as root, install the missing ones; otherwise say which test groups
-#              will be skipped and the command that enables them (exit 0)
+# Usage: scripts/system_deps.sh [--check [GROUP] | --note]
+#   (none)         install the missing ones; needs root (exit 1 without it)
+#   --check [GROUP] list the missing ones of GROUP (slurm, browser; default: all); exit 1 if any
+#   --note         say which are missing and the command that installs them (exit 0): the
+#                  tests that need them skip, naming it, except in CI, where they fail
 set -euo pipefail
 
-PACKAGES=(slurmctld slurmd slurm-client munge chromium)
-ENABLE="sudo make system-deps"
+SLURM=(slurmctld slurmd slurm-client munge)
+BROWSER=(chromium)
+PACKAGES=("${SLURM[@]}" "${BROWSER[@]}")
+if [[ "$(id -u)" == 0 ]]; then ENABLE="make system-deps"; else ENABLE="sudo make system-deps"; fi
 
 log() { echo "[system-deps] $*"; }
+
+if [[ "${1:-}" == --check ]]; then
+    case "${2:-all}" in
+        slurm) PACKAGES=("${SLURM[@]}") ;;
+        browser) PACKAGES=("${BROWSER[@]}") ;;
+        all) ;;
+        *) echo "usage: $0 --check [slurm|browser]" >&2; exit 2 ;;
+    esac
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -26,15 +37,13 @@ case "${1:-}" in
         [[ ${#missing[@]} -eq 0 ]] && { log "all installed: ${PACKAGES[*]}"; exit 0; }
         log "missing: ${missing[*]}"
         exit 1 ;;
-    --if-root)
+    --note)
         [[ ${#missing[@]} -eq 0 ]] && exit 0
-        if [[ "$(id -u)" != 0 ]]; then
-            log "missing: ${missing[*]}; the SLURM and browser tests that need them will be" \
-                "skipped (\`$ENABLE\` enables them)"
-            exit 0
-        fi ;;
+        log "missing: ${missing[*]}; the SLURM and browser tests that need them will be" \
+            "skipped (\`$ENABLE\` enables them), or fail in CI"
+        exit 0 ;;
     "") ;;
-    *) echo "usage: $0 [--check | --if-root]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check [slurm|browser] | --note]" >&2; exit 2 ;;
 esac
 
 [[ ${#missing[@]} -eq 0 ]] && { log "all installed: ${PACKAGES[*]}"; exit 0; }

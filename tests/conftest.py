@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from hydra import compose, initialize_config_dir
+
+from reglab.resolvers import compose as reglab_compose
+from reglab.resolvers import register
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -34,21 +36,63 @@ DATA_DIR = Path(os.environ.get("REGLAB_DATA_DIR", ROOT.parent / "shared" / "data
 os.environ["REGLAB_DATA_DIR"] = str(DATA_DIR)
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
+# One torch thread per process where a config leaves `threads` unset (this process, the CLI
+# subprocesses, launcher workers): the suite's processes share the cores (pytest workers,
+# subprocesses), and torch's OpenMP threads spin on busy cores (runs took 4-8x as long).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The tests compose configs with Hydra as reglab-train does, after registering reglab's
+# OmegaConf resolvers (``import reglab`` registers nothing).
+register()
 
 
-#: The one command that installs what the SLURM and browser test groups need (and, for a
-#: user who is not root, starts the one-node cluster the SLURM tests submit to).
-SYSTEM_DEPS = "sudo make system-deps"
+# --------------------------------------------------------------------------- system packages
+# SLURM (slurmctld slurmd slurm-client munge) and Chromium, which scripts/system_deps.sh
+# installs. A test that needs one checks for it (never guesses from the user or the OS);
+# where it is absent the test is skipped with the command that installs it, except in CI
+# (.ci/run: REGLAB_CI=1; or the common CI=true), where it FAILS: CI skips nothing for want
+# of a system package. REGLAB_SKIP_SLURM=1 / REGLAB_SKIP_BROWSER=1 switch a group off
+# explicitly, outside CI only.
+
+SYSTEM_DEPS_SCRIPT = ROOT / "scripts" / "system_deps.sh"
 
 
-def system_package_missing(what: str, skip_var: str, command: str = SYSTEM_DEPS) -> NoReturn:
-    """Skip a test group whose system package is missing, naming the command that enables
-    it; as root (CI, and `make test`, which installs them first) FAIL instead."""
-    if os.environ.get(skip_var) == "1":
-        pytest.skip(f"{skip_var}=1 ({what} is missing)")
-    if os.geteuid() != 0:
-        pytest.skip(f"{what} is missing: `{command}` enables these tests")
-    pytest.fail(f"{what} is missing: run `make system-deps` (`make test` runs it as root)")
+def in_ci() -> bool:
+    """Whether this run is CI: REGLAB_CI=1 (.ci/run) or CI=true (GitHub, GitLab, ...)."""
+    return os.environ.get("REGLAB_CI") == "1" or os.environ.get("CI", "").lower() in {"true", "1"}
+
+
+def system_deps_command() -> str:
+    """The one command that installs the system packages the tests use."""
+    return "make system-deps" if os.geteuid() == 0 else "sudo make system-deps"
+
+
+def missing_system_packages(group: str) -> list[str]:
+    """The packages of ``group`` (slurm, browser) that scripts/system_deps.sh finds missing."""
+    res = subprocess.run(
+        ["bash", str(SYSTEM_DEPS_SCRIPT), "--check", group],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode == 0:
+        return []
+    line = next((ln for ln in res.stdout.splitlines() if "missing: " in ln), "")
+    return line.split("missing: ", 1)[1].split() if line else [f"({group}: {res.stderr.strip()})"]
+
+
+def skipped_on_request(skip_var: str) -> None:
+    """Skip where ``skip_var``=1 asks for it, outside CI (in CI the variable is ignored)."""
+    if os.environ.get(skip_var) == "1" and not in_ci():
+        pytest.skip(f"{skip_var}=1: these tests are switched off")
+
+
+def system_package_missing(what: str, command: str | None = None) -> NoReturn:
+    """``what`` was checked for and is absent: skip, naming the command that enables the
+    test, or FAIL in CI."""
+    command = command or system_deps_command()
+    if in_ci():
+        pytest.fail(f"{what} is missing in CI (REGLAB_CI/CI is set): `{command}` installs it")
+    pytest.skip(f"{what} is missing: `{command}` enables these tests")
 
 
 #: Where Debian's ``chromium`` package puts the browser, if it is not on PATH.
@@ -56,10 +100,58 @@ CHROMIUM_PATHS = ("/usr/bin/chromium",)
 
 
 def require_chromium() -> str:
-    """Headless Chromium's path (REGLAB_CHROMIUM, else `chromium` on PATH)."""
+    """Headless Chromium's path (REGLAB_CHROMIUM, else `chromium` on PATH or where Debian
+    installs it); absent: :func:`system_package_missing`."""
+    skipped_on_request("REGLAB_SKIP_BROWSER")
     candidates = [os.environ.get("REGLAB_CHROMIUM"), shutil.which("chromium"), *CHROMIUM_PATHS]
     found = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-    return found or system_package_missing("headless Chromium", "REGLAB_SKIP_BROWSER")
+    return found or system_package_missing("headless Chromium (Debian package chromium)")
+
+
+# --------------------------------------------------------------------------- tiers, xdist
+
+#: pytest-xdist groups: the tests of the files whose names start with a group's prefix run
+#: in one worker, one after another. ``slurm``: the one local cluster (its state folder, its
+#: daemons), which the session fixture of whichever worker started it also stops.
+XDIST_GROUPS = {"slurm": "test_slurm_"}
+
+
+def _xdist_group(nodeid: str) -> str | None:
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return next((g for g, prefix in XDIST_GROUPS.items() if name.startswith(prefix)), None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``-n N`` (``--dist load``, the default, or ``loadgroup``): xdist's loadgroup
+    scheduling, the groups of :data:`XDIST_GROUPS` each in one worker. (By file name: the
+    controller sees node ids only, and pytest-xdist's own ``xdist_group`` mark does not
+    reach pytest 9's node ids.)"""
+    if config.getvalue("dist") not in {"load", "loadgroup"}:
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Grouped(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _xdist_group(nodeid) or super()._split_scope(nodeid)
+
+    return Grouped(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``unit`` / ``e2e`` from the test's folder (``-m unit``); a test that needs the SLURM
+    cluster must live in a ``test_slurm_*.py`` file (its xdist group)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in {"unit", "e2e"}:
+            item.add_marker(tier)
+        slurm = item.get_closest_marker("slurm") or "slurm_cluster" in getattr(
+            item, "fixturenames", ()
+        )
+        if slurm and _xdist_group(item.nodeid) != "slurm":
+            raise pytest.UsageError(
+                f"{item.nodeid}: SLURM tests go in tests/e2e/test_slurm_*.py (one xdist group)"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +169,7 @@ def _isolated_env(monkeypatch, tmp_path):
 
 def compose_config(*overrides: str):
     """The config ``reglab-train`` would run with these overrides (no Hydra runtime)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=False)
+    return reglab_compose(overrides, config_dir=str(CONF))
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -1,7 +1,7 @@
 """The numbers a report section shows, as plain JSON: table cells and plotted series.
 
 Used by ``tests/fixtures/record_report_numbers.py`` (recorded once, with the report as it
-was before the per-experiment split) and by ``tests/test_report_numbers.py`` (the report
+was before the per-experiment split) and by ``tests/unit/test_report_numbers.py`` (the report
 of today must show the same numbers for the same summaries). Also holds the recorded
 summaries of four real quick sweeps (``tests/fixtures/recorded_sweeps.json.gz``, written
 by reglab at the commit their summaries name) and writes them back into sweep folders.

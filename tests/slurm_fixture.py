@@ -3,11 +3,15 @@
 A test module gets the ``slurm_cluster`` fixture by importing
 ``slurm_cluster_fixture`` from here (the fixture is registered under its
 ``name``). The cluster is started only if it is not already up and stopped at
-the end of the session only if this fixture started it. Starting it needs
-root: for anyone else the SLURM tests are skipped with the command that
-enables them (``sudo make system-deps slurm-start``) as the reason. As root
-(CI) a cluster that cannot start FAILS the test with the script's output and
-log tails. ``REGLAB_SKIP_SLURM=1`` skips them explicitly.
+the end of the session only if this fixture started it; every test that uses it
+runs in one pytest-xdist worker (conftest puts them in the ``slurm`` group).
+
+Where SLURM's packages are missing (``scripts/system_deps.sh --check slurm``),
+or they are installed but the cluster is down and this is not root (starting
+daemons needs root), the tests skip with the command that enables them, except
+in CI (REGLAB_CI=1 or CI=true), where they FAIL. A cluster that fails to start
+FAILS the test with the script's output and log tails. ``REGLAB_SKIP_SLURM=1``
+skips them explicitly, outside CI.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SYSTEM_DEPS, system_package_missing
+from conftest import missing_system_packages, skipped_on_request, system_package_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
@@ -54,22 +58,22 @@ def _script_env() -> dict[str, str]:
 
 
 def ensure_slurm_cluster(timeout: float = 600) -> SlurmCluster:
-    """Start the cluster unless it is up; fail (or skip with REGLAB_SKIP_SLURM=1) if it can't."""
-    if os.environ.get("REGLAB_SKIP_SLURM") == "1":
-        pytest.skip("REGLAB_SKIP_SLURM=1: the local SLURM cluster tests are switched off")
+    """The cluster, started here unless it is up (see the module's docstring)."""
+    skipped_on_request("REGLAB_SKIP_SLURM")
     started_here = False
     if _script("status", timeout=60).returncode != 0:
-        if os.geteuid() != 0:  # installing SLURM and starting its daemons need root
-            system_package_missing(
-                "a running local SLURM cluster", "REGLAB_SKIP_SLURM", f"{SYSTEM_DEPS} slurm-start"
-            )
-        # The first start may apt-get install slurm+munge, hence the generous timeout.
+        missing = missing_system_packages("slurm")
+        if missing:  # as root the fixture then starts the cluster; a user starts it too
+            root = os.geteuid() == 0
+            command = "make system-deps" if root else "sudo make system-deps slurm-start"
+            system_package_missing(f"SLURM ({' '.join(missing)})", command)
+        if os.geteuid() != 0:  # starting SLURM's daemons needs root
+            system_package_missing("a running local SLURM cluster", "sudo make slurm-start")
         res = _script("start", timeout=timeout)
         if res.returncode != 0:
             pytest.fail(
-                f"`{SCRIPT} start` failed (exit {res.returncode}); "
-                f"set REGLAB_SKIP_SLURM=1 to skip.\n--- stdout ---\n{res.stdout}"
-                f"\n--- stderr ---\n{res.stderr}",
+                f"`{SCRIPT} start` failed (exit {res.returncode})"
+                f"\n--- stdout ---\n{res.stdout}\n--- stderr ---\n{res.stderr}",
                 pytrace=False,
             )
         started_here = True

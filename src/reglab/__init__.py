@@ -1,10 +1,9 @@
-"""reglab: reproducible experiments on how regularization shapes neural networks."""
+"""reglab: reproducible experiments on how regularization shapes neural networks.
 
-from reglab.resolvers import register as _register_resolvers
+Importing it has no side effects (OmegaConf's resolvers: :mod:`reglab.resolvers`).
+"""
 
 __version__ = "0.1.0"
-
-_register_resolvers()
 
 
 def load_model(run_dir):

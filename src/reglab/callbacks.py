@@ -25,6 +25,7 @@ from reglab import timing
 from reglab.cadence import Cadence
 from reglab.member import Member
 from reglab.signals import Signals
+from reglab.summary import COMPLETED, DIVERGED, FITTED, INTERRUPTED, RUNNING
 
 log = logging.getLogger("reglab")
 
@@ -116,7 +117,7 @@ class MemberRuns(pl.Callback):
                 self._diverged(m, f"loss is {host_loss[k]} at step {m.step - 1}")
             elif k in module.problems:
                 self._diverged(m, module.problems[k])
-            if m.status == "diverged":
+            if m.status == DIVERGED:
                 ended.append(k)
                 continue
             if k in module.epochs_ended:
@@ -162,7 +163,7 @@ class MemberRuns(pl.Callback):
             if self.s.stop_when_fit:
                 monitor = row.get("train_eval/error", m.epoch_means.get("train/error"))
                 if monitor is not None and monitor < self.s.fit_threshold + 1e-9:
-                    m.status = "fitted"
+                    m.status = FITTED
 
     def _eval_names(self) -> list[str]:
         data = self.module.data
@@ -212,11 +213,11 @@ class MemberRuns(pl.Callback):
 
     # -- ends ------------------------------------------------------------------------------
     def _diverged(self, m: Member, message: str) -> None:
-        m.status, m.error = "diverged", message
+        m.status, m.error = DIVERGED, message
 
     def _done(self, k: int) -> bool:
         m, nb = self.members[k], self.module.data.batches_per_epoch[k]
-        if m.status != "running":
+        if m.status != RUNNING:
             return True
         max_steps, max_epochs = self.limits
         if max_steps > 0 and m.step >= max_steps:
@@ -240,7 +241,7 @@ class MemberRuns(pl.Callback):
     def _interrupt(self, why: str) -> None:
         for k, m in enumerate(self.members):
             self._save(k)
-            m.status, m.error = "interrupted", f"interrupted at step {m.step} ({why}); rerun"
+            m.status, m.error = INTERRUPTED, f"interrupted at step {m.step} ({why}); rerun"
             m.error += " to resume"
             self.summaries[str(m.out_dir)] = m.write_summary(self._end_metrics(k), self.stack_info)
             m.close_loggers({})
@@ -250,7 +251,7 @@ class MemberRuns(pl.Callback):
         """Final metrics and summaries of the members in ``ended``, which leave the stack."""
         if not ended:
             return
-        good = [k for k in ended if self.members[k].status in ("running", "fitted")]
+        good = [k for k in ended if self.members[k].status in (RUNNING, FITTED)]
         unevaluated = [k for k in good if self.members[k].step not in self.members[k].rows]
         with timing.phase("eval"):
             if unevaluated:  # stopped between evaluations
@@ -263,13 +264,13 @@ class MemberRuns(pl.Callback):
                 if k in finals:
                     metrics = finals[k]
                     if not math.isfinite(metrics["train_loss"]):
-                        m.status = "diverged"
+                        m.status = DIVERGED
                         m.error = f"training loss is {metrics['train_loss']} after training"
                     else:
-                        m.status = "completed"
+                        m.status = COMPLETED
                 metrics |= self._end_metrics(k)
                 self.summaries[str(m.out_dir)] = m.write_summary(metrics, self.stack_info)
-                if m.status == "completed":
+                if m.status == COMPLETED:
                     m.note(
                         "test error %.2f %% (train %.2f %%) after %d steps → %s",
                         metrics["test_error"],
@@ -280,7 +281,7 @@ class MemberRuns(pl.Callback):
                 else:
                     m.note("run %s: %s", m.status, m.error)
                 m.close_loggers(metrics)
-                if m.status == "completed":
+                if m.status == COMPLETED:
                     if self.s.checkpoint.enabled and self.s.checkpoint.keep:
                         self._save(k)  # its final state, to resume from (train on)
                     m.finished(self.module.net.member_state_dict(k), self.s.checkpoint.keep)

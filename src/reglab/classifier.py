@@ -37,7 +37,7 @@ from reglab.models.stack import StackedNet
 from reglab.regularizers import MemberRegularizer, strength_names, zero_fraction
 from reglab.seeding import Stream, stream_seed
 from reglab.train_sums import TrainSums
-from reglab.validation import ConfigError
+from reglab.validation import ConfigError, check_optimizer
 
 #: torch.optim classes of conf/optimizer and their member-aware versions (reglab.optim).
 MEMBER_OPTIMIZERS = dict(
@@ -76,10 +76,7 @@ def build_model(cfg: DictConfig, input_shape: Sequence[int], num_classes: int) -
 def member_optimizer(cfgs: Sequence[DictConfig], params: list[nn.Parameter]):
     """The member-aware version of the configured torch.optim class, per-member settings."""
     target = cfgs[0].optimizer._target_
-    if target not in MEMBER_OPTIMIZERS:
-        raise ConfigError(
-            f"optimizer._target_={target}: allowed are {', '.join(MEMBER_OPTIMIZERS)}"
-        )
+    check_optimizer(target)
 
     def settings(cfg):
         return {k: v for k, v in _plain(cfg.optimizer).items() if not k.startswith("_")}
@@ -137,9 +134,11 @@ class StackedClassifier(pl.LightningModule):
         """From composed configs; the input shape and classes from their data set. Their
         ``logger`` is left out: a notebook's loggers are its Trainer's (and a composed
         config's ``save_dir`` names Hydra's run folder, which only a Hydra job has)."""
-        from reglab.config_keys import data_shape
+        from reglab.datasets import input_shape
+        from reglab.resolvers import register
 
-        shape, classes = data_shape(configs[0].data)
+        register()  # the configs may use reglab's resolvers
+        shape, classes = input_shape(configs[0].data)
         plain = [{k: v for k, v in c.items() if k != "logger"} for c in configs]
         return cls([_plain(OmegaConf.create(c)) for c in plain], shape, classes)
 

@@ -2,68 +2,15 @@
 
 Validation runs before the heavy imports, so that a refused input takes well under a
 second; the keys that reglab's own ``_target_``\\ s (and the torch classes it builds) read
-are therefore listed here, and tests/test_refusal.py checks every list against the real
+are therefore listed here, and tests/e2e/test_refusal.py checks every list against the real
 signatures. A ``_target_`` not listed (a class of your own) is imported and its
 signature read instead.
 """
 
 from __future__ import annotations
 
-#: reglab.data.sources.DATASETS and reglab.models.blocks.ACTIVATIONS, by name.
-DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10", "digits")
+#: reglab.models.blocks.ACTIVATIONS, by name (the data sets: reglab.datasets).
 ACTIVATION_NAMES = ("relu", "sigmoid", "tanh")
-
-#: Each data set's training and test images and their side (reglab.data.sources loads
-#: them; tests/test_data.py checks these against the loaded data where it is on disk).
-DATASET_SHAPES = {
-    "mnist": (60000, 10000, 28),
-    "fashion_mnist": (60000, 10000, 28),
-    "cifar10": (50000, 10000, 32),
-    "digits": (1437, 360, 8),  # scikit-learn's 1,797, the last 20 % as the test split
-}
-
-#: Each data set's image channels; every one has 10 classes.
-DATASET_CHANNELS = {"mnist": 1, "fashion_mnist": 1, "cifar10": 3, "digits": 1}
-NUM_CLASSES = 10
-
-
-def data_shape(data) -> tuple[tuple[int, int, int], int]:
-    """The network's input shape (C, H, W) after ``data.crop`` and the classes."""
-    side = DATASET_SHAPES[data.name][2]
-    side = min(side, int(data.crop)) if data.get("crop") else side
-    return (DATASET_CHANNELS[data.name], side, side), NUM_CLASSES
-
-
-def data_size_error(
-    name: str, n_train: int, side: int, crop: int | None, val_size: int, train_size: int | None
-) -> str | None:
-    """Why ``data.crop``, ``data.val_size`` and ``data.train_size`` do not fit a data set
-    of ``n_train`` training images of ``side`` pixels, or None. One rule for both checks:
-    the config's, against :data:`DATASET_SHAPES`, and the loaded data's."""
-    if crop is not None and crop > side:
-        return f"data.crop={crop}: must be <= {side} (image size)"
-    if val_size > n_train - 1:
-        return f"data.val_size={val_size}: must be < {n_train} ({name} train size)"
-    if train_size is not None and not 0 < train_size <= n_train - val_size:
-        return (
-            f"data.train_size={train_size}: must be in [1, {n_train - val_size}] "
-            f"({name} minus data.val_size={val_size})"
-        )
-    return None
-
-
-_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte")  # fmt: skip
-#: The files torchvision needs under ``data.root`` (digits comes with scikit-learn).
-DATASET_FILES = {
-    "mnist": tuple(f"MNIST/raw/{f}" for f in _IDX),
-    "fashion_mnist": tuple(f"FashionMNIST/raw/{f}" for f in _IDX),
-    "cifar10": tuple(
-        f"cifar-10-batches-py/{f}"
-        for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
-    ),
-    "digits": (),
-}
 
 #: The torch.optim classes reglab has member versions of (reglab.classifier.MEMBER_OPTIMIZERS).
 OPTIMIZER_TARGETS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW")
@@ -119,7 +66,7 @@ TARGET_KEYS: dict[str, tuple[str, ...] | None] = {
 }  # fmt: skip
 
 #: The arguments of ``pytorch_lightning.Trainer.__init__`` (Lightning 2.x), so that the
-#: trainer group is checked without importing Lightning; tests/test_refusal.py compares it
+#: trainer group is checked without importing Lightning; tests/e2e/test_refusal.py compares it
 #: with the installed Trainer's signature. reglab.trainer_config says which it refuses.
 TRAINER_PARAMS = (
     "accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks",

@@ -17,11 +17,13 @@ from typing import Any
 
 import yaml
 
+from reglab import dotted
 from reglab.summary import SUMMARY
 
 MULTIRUN = "multirun.yaml"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
-NO_SUMMARY = "no summary"  # a job folder without summary.json: still running, or killed
+#: conf/config.yaml's ``exclude_keys``, as ``multirun.yaml`` records it.
+NEUTRAL_KEYS = "${reglab.neutral_keys:}"
 #: Folders that never hold jobs: logger output, checkpoints, and hidden ones such as
 #: ``<job>/.superseded/`` (runs of an earlier config, see :mod:`reglab.rerun`).
 NOT_JOBS = frozenset({"checkpoints", "csv", "tensorboard", "wandb"})
@@ -53,10 +55,14 @@ def override_key(override: str) -> str:
 
 def dirname_excluded(multirun: dict[str, Any]) -> frozenset[str]:
     """Override keys the sweep leaves out of its job folders' names
-    (``hydra.job.config.override_dirname.exclude_keys``: paths, launcher, threads, …)."""
-    node: Any = multirun
-    for part in ("hydra", "job", "config", "override_dirname", "exclude_keys"):
-        node = node.get(part) if isinstance(node, dict) else None
+    (``hydra.job.config.override_dirname.exclude_keys``: paths, launcher, threads, …).
+    ``multirun.yaml`` records it unresolved: ``${reglab.neutral_keys:}`` is
+    :data:`reglab.rerun.HOW_KEYS`."""
+    node = dotted.get(multirun, "hydra.job.config.override_dirname.exclude_keys")
+    if isinstance(node, str) and node.replace(" ", "") == NEUTRAL_KEYS:
+        from reglab.rerun import HOW_KEYS  # rerun imports this module
+
+        node = list(HOW_KEYS)
     return frozenset(str(k) for k in node) if isinstance(node, list) else frozenset()
 
 
@@ -130,7 +136,7 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     Each key gets its values (a list or range sweep's, else its one value; a later override
     of a key replaces the earlier one in its place); the jobs are their cartesian product.
     Hydra's ``BasicSweeper.split_arguments`` is private API, so this repeats it with the
-    public override parser; ``tests/test_hydra_contract.py`` holds the two equal.
+    public override parser; ``tests/e2e/test_hydra_contract.py`` holds the two equal.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 from reglab.locks import JobLock, skipped
 from reglab.member import Job, Member, read_checkpoint, resolved
 from reglab.rerun import changed_settings, set_aside
-from reglab.summary import failed_summary, read_summary
+from reglab.summary import COMPLETED, failed_summary, read_summary
 from reglab.validation import ConfigError, validate
 
 log = logging.getLogger("reglab")
@@ -31,9 +31,7 @@ def prepare(job: Job, record_failures: bool) -> Member | dict:
     job.cfg = _in_folder(job.cfg, out_dir, job.overrides)
     config = resolved(job.cfg)
     previous = read_summary(out_dir) or {}
-    if previous.get("status") == "completed" and not changed_settings(
-        previous.get("config"), config
-    ):
+    if previous.get("status") == COMPLETED and not changed_settings(previous.get("config"), config):
         log.info("%s: already completed, skipping", out_dir)
         return previous
     lock = JobLock(out_dir)
@@ -69,7 +67,7 @@ def _prepare_locked(job: Job, config: dict, out_dir: Path, record_failures: bool
             moved,
         )
         previous = saved = None
-    if previous and previous.get("status") == "completed":
+    if previous and previous.get("status") == COMPLETED:
         log.info("%s: already completed, skipping", out_dir)
         return previous
     try:

@@ -30,6 +30,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from reglab.summary import RUNNING_ELSEWHERE, elsewhere_summary
+
 LOCK = ".lock"
 #: Written by a process that skipped a job trained elsewhere (read by the sweep's progress).
 ELSEWHERE = ".running_elsewhere"
@@ -209,14 +211,9 @@ def skipped(job_dir: Path, owner: Owner, overrides: list[str]) -> dict:
     its mark for the sweep's progress lines)."""
     note_elsewhere(job_dir, owner)
     logging.getLogger("reglab").info(
-        "%s: running elsewhere (%s); skipping", job_dir, owner.describe()
+        "%s: %s (%s); skipping", job_dir, RUNNING_ELSEWHERE, owner.describe()
     )
-    return {
-        "status": f"running elsewhere ({owner})",
-        "error": f"{job_dir} is being trained by {owner.describe()}",
-        "overrides": list(overrides),
-        "metrics": {},
-    }
+    return elsewhere_summary(job_dir, owner, overrides)
 
 
 def note_elsewhere(job_dir: Path, owner: Owner) -> None:

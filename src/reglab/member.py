@@ -21,8 +21,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reglab import timing
-from reglab.summary import SUMMARY, git_commit, versions, write_json_atomic
+from reglab import dotted, timing
+from reglab.summary import COMPLETED, RUNNING, SUMMARY, git_commit, versions, write_json_atomic
 
 log = logging.getLogger("reglab")
 CHECKPOINTS = "checkpoints"
@@ -43,16 +43,6 @@ class Job:
     choices: dict[str, str] = field(default_factory=dict)
 
 
-def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config as ``{"dropout.p_hidden": 0.5, ...}``."""
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out |= flat(value, f"{prefix}{key}.")
-        return out
-    return {prefix.rstrip("."): tree}
-
-
 class Member:
     """The per-run side of training: what one job records while the stack trains it."""
 
@@ -63,7 +53,7 @@ class Member:
         self.out_dir = Path(job.out_dir)
         self.started = time.time()
         self.step = 0
-        self.status = "running"
+        self.status = RUNNING
         self.error: str | None = None
         self.rows: dict[int, dict[str, float]] = {}
         self.epoch_means: dict[str, float] = {}  # the last finished epoch's training means
@@ -115,7 +105,7 @@ class Member:
                 logger = instantiate(spec, experiment=self._wandb_run(spec))
             else:
                 logger = instantiate(spec)
-            logger.log_hyperparams(flat(self.config))
+            logger.log_hyperparams(dotted.flatten(self.config))
             self.loggers.append(logger)
 
     def _wandb_run(self, spec):
@@ -141,10 +131,10 @@ class Member:
                 if "Wandb" in kind:
                     logger.experiment.summary.update(finals)
                 elif "TensorBoard" in kind:  # the HPARAMS tab: config beside final metrics
-                    logger.log_hyperparams(flat(self.config), metrics=finals)
+                    logger.log_hyperparams(dotted.flatten(self.config), metrics=finals)
                 else:
                     logger.log_metrics(finals, step=self.step)
-                logger.finalize("success" if self.status == "completed" else self.status)
+                logger.finalize("success" if self.status == COMPLETED else self.status)
             finally:
                 if "Wandb" in type(logger).__name__:
                     logger.experiment.finish()

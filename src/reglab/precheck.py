@@ -17,10 +17,10 @@ import re
 import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from reglab.resolvers import compose
 from reglab.trainer_config import check_machine, runs_elsewhere
 from reglab.validation import ConfigError, added_keys, check_structure, validate
 
@@ -79,8 +79,7 @@ def usage(config_dir: str, args: list[str]) -> str:
     ]
     overrides = [a for a in args if not a.startswith("-")]
     try:
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
+        cfg = compose(overrides, config_dir=config_dir)
     except Exception as error:
         raise ConfigError(_one_line(str(error))) from None
     return _USAGE.format(groups="\n".join(groups), config=OmegaConf.to_yaml(cfg))
@@ -96,8 +95,7 @@ def _force_added(config_dir: str, fixed: list[str]) -> list[str]:
     if not force:
         return []
     rest = [o for o in fixed if not o.startswith("++")]
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        base = compose("config", overrides=rest)
+    base = compose(rest, config_dir=config_dir)
     keys = [o[2:].split("=", 1)[0] for o in force]
     return [k for k in keys if OmegaConf.select(base, k, default=_MISSING) is _MISSING]
 
@@ -111,8 +109,7 @@ def precheck(config_dir: str, args: list[str]) -> None:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
         fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            cfg = compose("config", overrides=fixed, return_hydra_config=True)
+        cfg = compose(fixed, hydra=True, config_dir=config_dir)
     except Exception as error:
         raise ConfigError(_one_line(str(error))) from None
     added = added_keys(fixed) + _force_added(config_dir, fixed)

@@ -28,10 +28,16 @@ from typing import Any
 
 from reglab import jobs
 from reglab.locks import ELSEWHERE, SWEEP_ENV
-from reglab.summary import SUMMARY, read_summary
+from reglab.summary import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    FINAL,
+    RUNNING_ELSEWHERE,
+    SUMMARY,
+    read_summary,
+)
 
-#: Statuses that end a job (``interrupted`` ones resume: SLURM requeues them).
-FINAL = ("completed", "failed", "diverged")
 POLL_S = 2.0
 
 
@@ -102,9 +108,9 @@ def job_line(
     summary = summary or {}
     parts = [f"{k}/{n if n is not None else '?'} {status}"]
     error = (summary.get("metrics") or {}).get("test_error")
-    if status == "completed" and isinstance(error, int | float):
+    if status == COMPLETED and isinstance(error, int | float):
         parts.append(f"test {error:.2f} %")
-    elif status in ("failed", "diverged") and summary.get("error"):
+    elif status in (FAILED, DIVERGED) and summary.get("error"):
         parts.append(str(summary["error"]).splitlines()[0][:100])
     if isinstance(summary.get("wall_time_s"), int | float):
         parts.append(f"job {duration(summary['wall_time_s'])}")
@@ -117,7 +123,7 @@ def elsewhere(job_dir: Path, sweep: str) -> str | None:
         record = json.loads((Path(job_dir) / ELSEWHERE).read_text())
         if record.get("sweep") != sweep:
             return None
-        return f"running elsewhere ({record['host']} {record['pid']})"
+        return f"{RUNNING_ELSEWHERE} ({record['host']} {record['pid']})"
     except (OSError, ValueError, KeyError, AttributeError):
         return None
 
@@ -179,7 +185,7 @@ class SweepWatcher:
             return
         for job in jobs.job_dirs(self.sweep_dir):
             self.seen[job] = self._stamp(job)
-            completed = (read_summary(job) or {}).get("status") == "completed"
+            completed = (read_summary(job) or {}).get("status") == COMPLETED
             if self.seen[job] and completed and self._ours(job):
                 self.before.add(job)
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reglab import jobs
+from reglab import dotted, jobs
 from reglab.locks import LOCK
 
 SUPERSEDED = ".superseded"
 
 #: THE list of result-neutral keys: where and how a job runs, not what it computes. Used by
 #: the rerun guard (a rerun may change them and still use its earlier result), the sweep's
-#: job folder names (``hydra.job.config.override_dirname.exclude_keys`` in
-#: conf/config.yaml must equal it: tests/test_neutral_keys.py), the stacked launcher
+#: job folder names (conf/config.yaml's ``hydra.job.config.override_dirname.exclude_keys``
+#: reads it: ``${reglab.neutral_keys:}``, :mod:`reglab.resolvers`), the stacked launcher
 #: (:func:`reglab.stacking.stack_key`), the report and the test fixtures. Entries are
 #: override keys; an entry also covers every key below it (``meta`` → ``meta.note``,
 #: ``paths`` → ``paths.log_dir``), except for the groups in :data:`CHOICE_ONLY`
@@ -101,7 +101,7 @@ def changed_settings(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> l
     """
     if old is None:
         return []
-    before, after = dict(_leaves(_with_default_groups(old, new))), dict(_leaves(new))
+    before, after = dotted.flatten(_with_default_groups(old, new)), dotted.flatten(new)
     return [
         f"{key}: {_shown(before, key)} → {_shown(after, key)}"
         for key in sorted(before.keys() | after.keys())
@@ -147,14 +147,6 @@ def _with_default_groups(old: Mapping[str, Any], new: Mapping[str, Any]) -> Mapp
         tree[group] = OmegaConf.load(conf / group / "default.yaml")
     filled = OmegaConf.to_container(tree, resolve=True)
     return {**old, **{g: filled[g] for g in missing}}
-
-
-def _leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            yield from _leaves(value, f"{prefix}{key}.")
-    else:
-        yield prefix.rstrip("."), tree
 
 
 def _shown(settings: Mapping[str, Any], key: str) -> str:

@@ -1,10 +1,21 @@
-"""OmegaConf resolvers the configs use; registered when ``reglab`` is imported."""
+"""OmegaConf resolvers the configs use, and :func:`compose`, which registers them first.
+
+``import reglab`` registers nothing: whatever composes or resolves a config registers
+them (:func:`register`, idempotent): ``reglab-train`` (:mod:`reglab.train`, also in the
+job processes that unpickle its task), the stacked launcher, the engine's ``run_stack``,
+the notebook helpers ``from_configs`` and :func:`compose`.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+#: The configs, shipped inside the package (src/reglab/conf links to the top-level conf/).
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def updates_for(
@@ -31,7 +42,36 @@ def job_dir(task, excluded) -> str:
     return job_dirname(list(task or []), list(excluded or []))
 
 
+def neutral_keys() -> list[str]:
+    """``hydra.job.config.override_dirname.exclude_keys``: :data:`reglab.rerun.HOW_KEYS`,
+    the one list of result-neutral keys."""
+    from reglab.rerun import HOW_KEYS
+
+    return list(HOW_KEYS)
+
+
+RESOLVERS = {
+    "reglab.updates_for": updates_for,
+    "reglab.job_dir": job_dir,
+    "reglab.neutral_keys": neutral_keys,
+}
+
+
 def register() -> None:
-    for name, function in (("reglab.updates_for", updates_for), ("reglab.job_dir", job_dir)):
+    """Register :data:`RESOLVERS` with OmegaConf (those not registered yet)."""
+    for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
+
+
+def compose(
+    overrides: Sequence[str] = (), hydra: bool = False, config_dir: str = CONFIG_DIR
+) -> DictConfig:
+    """``config.yaml`` (of ``config_dir``) composed with ``overrides`` as ``reglab-train``
+    composes it (``hydra``: with Hydra's own node), the resolvers registered."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra)

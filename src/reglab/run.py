@@ -31,7 +31,9 @@ from reglab.load import input_spec
 from reglab.member import Job, Member
 from reglab.models.stack import StackError
 from reglab.progress import bar_allowed, no_bar, quiet_job_console
+from reglab.resolvers import register
 from reglab.signals import Signals
+from reglab.summary import COMPLETED, FAILED, RUNNING_ELSEWHERE, is_elsewhere
 from reglab.validation import ConfigError
 
 log = logging.getLogger("reglab")
@@ -74,13 +76,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
             no_bar()  # a worker process: bars of parallel jobs would garble the console
     job = Job(cfg, Path(out_dir), _overrides(), _choices())
     summary = run_stack([job], hydra_logs=HydraConfig.initialized(), record_failures=False)[0]
-    if summary["status"].startswith("running elsewhere"):
+    if is_elsewhere(summary["status"]):
         if sweep:
             return summary
-        raise RunFailed("running elsewhere", summary["error"])
-    if summary["status"] == "failed":  # bad data or config: recorded, then one line
+        raise RunFailed(RUNNING_ELSEWHERE, summary["error"])
+    if summary["status"] == FAILED:  # bad data or config: recorded, then one line
         raise DataError(summary["error"])
-    if summary["status"] != "completed":
+    if summary["status"] != COMPLETED:
         raise RunFailed(summary["status"], summary.get("error", summary["status"]))
     return summary
 
@@ -95,6 +97,7 @@ def run_stack(
     step (a training-set size that is not a multiple of the batch size, at another
     position in its epoch) train in stacks of their own, one after another.
     """
+    register()  # the jobs' configs may use reglab's resolvers (a worker process, a notebook)
     summaries: dict[int, dict] = {}
     todo: list[tuple[int, Member]] = []
     timing.start()  # summary.json's "timing": where the stack's time goes (reglab.timing)
@@ -142,6 +145,8 @@ def build_trainer(cfg: DictConfig, callbacks: list, logger, max_steps: int, root
     precision = str(t.get("precision", "32-true"))
     kwargs["precision"] = "32-true" if precision == "tf32" else precision
     kwargs["enable_progress_bar"] = bool(t.get("enable_progress_bar", True)) and bar_allowed()
+    if str(t.get("devices", 1)) == "auto":  # Lightning's "auto" is every GPU: a run uses one
+        kwargs["devices"] = 1
     if t.get("barebones"):  # Lightning's speed floor: no Trainer logger, bar or log cadence
         kwargs |= {"enable_progress_bar": False, "log_every_n_steps": None}
         logger = False  # each member's own loggers still get its evaluations (MemberRuns)

@@ -19,6 +19,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reglab import dotted
+from reglab.datasets import DATASETS, DataSet, cropped
 from reglab.rerun import HOW_CONFIG_KEYS
 
 #: Keys whose values may differ between the members of one stack (a group name, such as
@@ -76,18 +78,9 @@ REGLAB_CALLBACKS: tuple[str, ...] = ("members",)
 #: Logger settings that name the job itself (its folder, its W&B run): never compared.
 PER_JOB_LOGGER_KEYS: tuple[str, ...] = ("save_dir", "dir", "name", "version", "id")
 
-#: name → (training images before the hold-out, test images, (channels, height, width)).
-DATASETS: dict[str, tuple[int, int, tuple[int, int, int]]] = {
-    "mnist": (60_000, 10_000, (1, 28, 28)),
-    "fashion_mnist": (60_000, 10_000, (1, 28, 28)),
-    "cifar10": (50_000, 10_000, (3, 32, 32)),
-    "digits": (1_437, 360, (1, 8, 8)),
-}
-NUM_CLASSES = 10
 FLOAT = 4  # bytes of a float32
 ACTIVATION_COPIES = 3  # forward output, its gradient, and a saved input / mask per layer
 INDEX_AND_LABEL = 16  # an int64 training index and an int64 label per training example
-_MISSING = object()
 
 
 def stack_key(config: Mapping[str, Any]) -> str:
@@ -98,17 +91,17 @@ def stack_key(config: Mapping[str, Any]) -> str:
     :data:`MUST_MATCH`; inside ``logger`` the per-job settings (:data:`PER_JOB_LOGGER_KEYS`:
     the job's folder, its W&B run name) are left out, the rest must match.
     """
-    kept = {key: _get(config, key) for key in MUST_MATCH}
+    kept = {key: dotted.get(config, key, dotted.MISSING) for key in MUST_MATCH}
     tree = copy.deepcopy(dict(config))
     tree.pop("hydra", None)
     for key in (*HOW_CONFIG_KEYS, *STACKABLE, *SELECTORS):
         if key.endswith(".*"):
             _pop_numbers(tree, key[:-2], REGULARIZER_SELECTION)
         else:
-            _pop(tree, key)
+            dotted.pop(tree, key)
     for key, value in kept.items():
-        if value is not _MISSING:
-            _set(tree, key, copy.deepcopy(value))
+        if value is not dotted.MISSING:
+            dotted.put(tree, key, copy.deepcopy(value))
     loggers = tree.get("logger")
     if isinstance(loggers, Mapping):
         tree["logger"] = {
@@ -125,14 +118,16 @@ def stack_key(config: Mapping[str, Any]) -> str:
 # -- memory -------------------------------------------------------------------------------
 
 
+def _facts(config: Mapping[str, Any]) -> DataSet:
+    """The data set's facts (:mod:`reglab.datasets`; MNIST's for a name it lacks)."""
+    return DATASETS.get(str((config.get("data") or {}).get("name")), DATASETS["mnist"])
+
+
 def _data_shape(config: Mapping[str, Any]) -> tuple[int, int, tuple[int, int, int]]:
     """(training images before the hold-out, test images, (C, H, W) after data.crop)."""
-    data = config.get("data") or {}
-    n_train, n_test, (c, h, w) = DATASETS.get(str(data.get("name")), DATASETS["mnist"])
-    crop = data.get("crop")
-    if crop:
-        h, w = min(h, int(crop)), min(w, int(crop))
-    return n_train, n_test, (c, h, w)
+    facts = _facts(config)
+    shape = cropped(facts.shape, (config.get("data") or {}).get("crop"))
+    return facts.train_size, facts.test_size, shape
 
 
 def _train_examples(config: Mapping[str, Any]) -> int:
@@ -160,7 +155,7 @@ def _layers(config: Mapping[str, Any]) -> tuple[int, list[int]]:
         widths = [c * h * w, *map(int, model.get("fc") or [])]
     else:  # MLP
         widths = [c * h * w, *map(int, model.get("hidden") or [])]
-    dims = [*widths, NUM_CLASSES]
+    dims = [*widths, _facts(config).num_classes]
     for n_in, n_out in itertools.pairwise(dims):
         params += n_in * n_out + n_out
     hidden = dims[1:-1]
@@ -349,46 +344,14 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
-# -- dotted keys on plain nested dicts -----------------------------------------------------
-
-
-def _get(tree: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def _pop(tree: dict[str, Any], dotted: str) -> None:
-    *parents, last = dotted.split(".")
-    node: Any = tree
-    for part in parents:
-        node = node.get(part) if isinstance(node, Mapping) else None
+def _pop_numbers(tree: dict[str, Any], key: str, keep: Sequence[str]) -> None:
+    """Remove the numbers (not booleans) directly under dotted ``key``, but ``keep``."""
+    node = dotted.get(tree, key)
     if isinstance(node, dict):
-        node.pop(last, None)
-
-
-def _pop_numbers(tree: dict[str, Any], dotted: str, keep: Sequence[str]) -> None:
-    """Remove the numbers (not booleans) directly under ``dotted``, but ``keep``."""
-    node = _get(tree, dotted)
-    if isinstance(node, dict):
-        for key in [k for k, v in node.items() if k not in keep and not k.startswith("_")]:
-            value = node[key]
+        for name in [k for k in node if k not in keep and not k.startswith("_")]:
+            value = node[name]
             if isinstance(value, int | float) and not isinstance(value, bool):
-                del node[key]
-
-
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = tree
-    for part in parents:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[last] = value
+                del node[name]
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from reglab import jobs
 from reglab.progress import SweepWatcher, elsewhere, sweep_logger
-from reglab.summary import SUMMARY, read_summary
+from reglab.summary import COMPLETED, NO_SUMMARY, SUMMARY, UNREADABLE, is_elsewhere, read_summary
 
 log = sweep_logger()
 #: Hydra's joblib launcher logs its whole joblib.Parallel(...) call: this line only is dropped.
@@ -56,9 +56,9 @@ def job_statuses(sweep_dir: Path) -> dict[str, str]:
             if jobs.job_key(overrides or [], excluded) not in expected:
                 continue
         if summary is None:
-            status = "unreadable" if (job / SUMMARY).exists() else jobs.NO_SUMMARY
+            status = UNREADABLE if (job / SUMMARY).exists() else NO_SUMMARY
         else:
-            status = summary.get("status", "unreadable")
+            status = summary.get("status", UNREADABLE)
         statuses[str(job.relative_to(sweep_dir))] = status
     return statuses
 
@@ -101,7 +101,7 @@ class SweepReport(Callback):
             skipped = watcher.outcome.get(sweep_dir / job) or elsewhere(
                 sweep_dir / job, watcher.sweep_id
             )
-            if skipped and skipped.startswith("running elsewhere"):
+            if is_elsewhere(skipped):
                 statuses[job] = skipped
         counts = Counter(status.split(" (")[0] for status in statuses.values())
         mib = disk_usage(sweep_dir) / 2**20
@@ -111,9 +111,9 @@ class SweepReport(Callback):
             ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
             mib,
         )
-        bad = {job: status for job, status in statuses.items() if status != "completed"}
+        bad = {job: status for job, status in statuses.items() if status != COMPLETED}
         for job, status in bad.items():
-            if status.startswith("running elsewhere"):
+            if is_elsewhere(status):
                 log.warning("job %s: %s", job, status)
                 continue
             error = (read_summary(sweep_dir / job) or {}).get("error", "")

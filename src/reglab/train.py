@@ -22,11 +22,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from reglab.precheck import HELP, precheck, usage
+from reglab.resolvers import CONFIG_DIR, register
 from reglab.summary import SUMMARY, failed_summary
 from reglab.validation import ConfigError, added_keys, validate
 
-# The configs ship inside the package (src/reglab/conf links to the top-level conf/).
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+# Hydra composes the configs with reglab's resolvers: registered on import of this module,
+# the entry point, which the job processes of the joblib and submitit launchers import too
+# (to unpickle the task function) before they compose their job's config.
+register()
+__all__ = ["CONFIG_DIR", "app", "main"]
 
 # Lightning hints at srun whenever SLURM's tools are installed; jobs that should use SLURM
 # go through the submitit launcher instead.
@@ -91,7 +95,7 @@ def _record_failure(error: Exception, hydra_cfg, ran: bool) -> None:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     if ran and (out_dir / SUMMARY).exists():
         return
-    failed_summary(out_dir, str(error), list(hydra_cfg.overrides.task))
+    failed_summary(out_dir, str(error), list(hydra_cfg.overrides.task), hydra_cfg.runtime.choices)
 
 
 if __name__ == "__main__":

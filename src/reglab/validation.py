@@ -17,17 +17,15 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from reglab import dotted
 from reglab.config_keys import (
     ACTIVATION_NAMES,
-    DATASET_FILES,
-    DATASET_NAMES,
-    DATASET_SHAPES,
     MOMENTUM_RAMP_KEYS,
     OPTIMIZER_TARGETS,
     TARGET_KEYS,
     TOP_KEYS,
-    data_size_error,
 )
+from reglab.datasets import DATASETS, NAMES, data_size_error
 
 
 class ConfigError(ValueError):
@@ -60,7 +58,7 @@ RULES: list[Rule] = [
     ("regularizer.lam_l2", lambda v: _is_num(v) and v >= 0, "a number >= 0"),
     ("regularizer.c", lambda v: _is_num(v) and v > 0, "a number > 0"),
     ("corruption.q", lambda v: _is_num(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-    ("data.name", lambda v: v in DATASET_NAMES, "one of " + ", ".join(DATASET_NAMES)),
+    ("data.name", lambda v: v in NAMES, "one of " + ", ".join(NAMES)),
     ("data.val_size", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("data.train_size", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
     ("data.crop", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
@@ -181,15 +179,21 @@ def _target_keys(group: str, target: str) -> tuple[str, ...] | None:
     return tuple(k for k in params if k not in INJECTED.get(group, set()) | {"self"})
 
 
+def check_optimizer(target: Any) -> None:
+    """Only the torch.optim classes reglab has member versions of (the one check)."""
+    if str(target) not in OPTIMIZER_TARGETS:
+        raise ConfigError(
+            f"optimizer._target_={target}: allowed are {', '.join(OPTIMIZER_TARGETS)}"
+        )
+
+
 def _check_keys(group: str, node: DictConfig) -> None:
     """Every key of ``group`` must be one its ``_target_`` reads."""
     target = node.get("_target_")
     if target is None:
         return
-    if group == "optimizer" and target not in OPTIMIZER_TARGETS:
-        raise ConfigError(
-            f"optimizer._target_={target}: allowed are {', '.join(OPTIMIZER_TARGETS)}"
-        )
+    if group == "optimizer":
+        check_optimizer(target)
     allowed = _target_keys(group, str(target))
     for key in node:
         if allowed is not None and not str(key).startswith("_") and key not in allowed:
@@ -230,21 +234,6 @@ def added_keys(overrides: Iterable[str]) -> list[str]:
     return [o[1:].split("=", 1)[0] for o in overrides if o.startswith("+") and o[1:2] != "+"]
 
 
-def _node(cfg: DictConfig, parts: list[str]) -> Any:
-    node: Any = cfg
-    for part in parts:
-        node = node._get_node(part) if isinstance(node, DictConfig) else None
-    return node
-
-
-def _leaves(node: Any, path: str) -> Iterable[str]:
-    if isinstance(node, DictConfig) and not node._is_none() and len(node):
-        for key in node:
-            yield from _leaves(node._get_node(key), f"{path}.{key}")
-    else:
-        yield path
-
-
 def check_added(
     cfg: DictConfig, added: Iterable[str], choices: Iterable[str] | Mapping[str, Any] = ()
 ) -> None:
@@ -258,13 +247,14 @@ def check_added(
     added = [k for k in added if not set("@/") & set(k)]
 
     def is_new(path: str) -> bool:  # everything below path came from a + override
-        leaves = _leaves(_node(cfg, path.split(".")), path)
+        leaves = [k for k, _ in dotted.leaves(dotted.node(cfg, path), path, keep_empty=True)]
         return all(any(f"{leaf}.".startswith(f"{k}.") for k in added) for leaf in leaves)
 
     for key in added:
         parts = key.split(".")
         for i, part in enumerate(parts):
-            here, node = ".".join(parts[:i]), _node(cfg, parts[:i])
+            here = ".".join(parts[:i])
+            node = dotted.node(cfg, here)
             if not isinstance(node, DictConfig) or "_target_" in node or here == "trainer":
                 break
             if here == "momentum_ramp":
@@ -347,19 +337,21 @@ def validate(
 
 def check_data(data: DictConfig) -> None:
     """What depends on the data set, known without loading it: crop, hold-out and subset
-    sizes against its shape (:data:`~reglab.config_keys.DATASET_SHAPES`), and its files
-    when nothing may be downloaded."""
+    sizes against its facts (:data:`reglab.datasets.DATASETS`), and its files when nothing
+    may be downloaded."""
     name = data.get("name")
-    if name not in DATASET_SHAPES:
+    if name not in DATASETS:
         return
-    n_train, _, side = DATASET_SHAPES[name]
+    facts = DATASETS[name]
+    side = min(facts.shape[1:])
     error = data_size_error(
-        name, n_train, side, data.get("crop"), data.get("val_size", 0), data.get("train_size")
-    )
+        name, facts.train_size, side, data.get("crop"), data.get("val_size", 0),
+        data.get("train_size"),
+    )  # fmt: skip
     if error:
         raise ConfigError(error)
     root = Path(str(data.get("root"))).expanduser()
-    missing = [f for f in DATASET_FILES[name] if not (root / f).is_file()]
+    missing = [f for f in facts.files if not (root / f).is_file()]
     if missing and not data.get("download", True):
         raise ConfigError(
             f"data.root={root}: {missing[0].split('/')[0]} not found there ({missing[0]} "

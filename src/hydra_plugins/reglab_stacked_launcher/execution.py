@@ -19,7 +19,7 @@ from typing import Any
 
 from reglab.locks import holder, skipped
 from reglab.rerun import changed_settings
-from reglab.summary import failed_summary, read_summary
+from reglab.summary import COMPLETED, failed_summary, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def crashed(job: Any, error: BaseException) -> Outcome:
     done = read_summary(Path(job.out_dir))
     if (
         done
-        and done.get("status") == "completed"
+        and done.get("status") == COMPLETED
         and not changed_settings(done.get("config"), _resolved(job))
     ):
         return done, None
@@ -82,7 +82,7 @@ def crashed(job: Any, error: BaseException) -> Outcome:
 
 
 def record_failure(job: Any, message: str) -> dict:
-    """Write ``{"status": "failed", "error": message, ...}`` as the job's summary."""
+    """The job's failure as its summary (:func:`reglab.summary.failed_summary`)."""
     return failed_summary(job.out_dir, message, job.overrides, job.choices, _resolved(job))
 
 

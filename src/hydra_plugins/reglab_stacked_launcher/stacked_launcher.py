@@ -47,8 +47,9 @@ from hydra_plugins.reglab_stacked_launcher import execution
 from hydra_plugins.reglab_stacked_launcher.config import SUBMITIT_GENERIC_KEYS
 from reglab.jobs import job_key
 from reglab.progress import quiet_job_console
+from reglab.resolvers import register
 from reglab.stacking import format_bytes, member_work, plan_stacks, stack_bytes
-from reglab.summary import failed_summary
+from reglab.summary import COMPLETED, failed_summary
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class StackedLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        register()  # it composes each job's config (reglab's resolvers)
 
     # -- launch ------------------------------------------------------------------------
 
@@ -219,7 +221,7 @@ class StackedLauncher(Launcher):
     @staticmethod
     def record_invalid(m: Member) -> dict:
         """A job whose config reglab cannot run: its summary says why (as reglab.train's)."""
-        summary = failed_summary(m.out_dir, m.error, m.overrides)
+        summary = failed_summary(m.out_dir, m.error, m.overrides, m.choices)
         log.error("job %s: %s", m.out_dir.name, m.error)
         return summary
 
@@ -353,7 +355,7 @@ class StackedLauncher(Launcher):
             ret.return_value = error
         else:
             ret.status = JobStatus.COMPLETED
-            completed = summary is not None and summary.get("status") == "completed"
+            completed = summary is not None and summary.get("status") == COMPLETED
             ret.return_value = (
                 (summary.get("metrics") or {}).get("test_error") if completed else None
             )

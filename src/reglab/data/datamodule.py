@@ -6,11 +6,11 @@ from typing import Literal
 
 import torch
 
-from reglab.config_keys import data_size_error
 from reglab.data import sources
 from reglab.data.batches import EpochPermutation, TensorBatches
 from reglab.data.corruption import Corruption
 from reglab.data.sources import RawData, Split
+from reglab.datasets import data_size_error
 from reglab.seeding import Stream, generator
 
 Normalization = Literal["standardize", "unit", "per_image"]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from reglab.datasets import DATASETS
+
 
 class DataError(RuntimeError):
     """Data missing, corrupted or unreadable; the message says what to do."""
@@ -52,8 +54,6 @@ MNIST_RAW_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
 
 
 def _md5(path: Path) -> str:
@@ -98,26 +98,34 @@ def _torchvision(cls_name: str, root: Path, download: bool):
         ) from None
 
 
-def _idx_dataset(cls_name: str, root: Path, download: bool) -> RawData:
+def _idx(cls_name: str, root: Path, download: bool) -> tuple[Split, Split]:
     train, test = _torchvision(cls_name, root, download)
-    return RawData(
+    return (
         Split(train.data.unsqueeze(1).contiguous(), train.targets.long()),
         Split(test.data.unsqueeze(1).contiguous(), test.targets.long()),
-        num_classes=10,
     )
 
 
-def _cifar10(root: Path, download: bool) -> RawData:
+def _mnist(root: Path, download: bool) -> tuple[Split, Split]:
+    check_mnist_files(root / "MNIST" / "raw")
+    return _idx("MNIST", root, download)
+
+
+def _fashion_mnist(root: Path, download: bool) -> tuple[Split, Split]:
+    return _idx("FashionMNIST", root, download)
+
+
+def _cifar10(root: Path, download: bool) -> tuple[Split, Split]:
     train, test = _torchvision("CIFAR10", root, download)
 
     def split(ds) -> Split:
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
         return Split(images, torch.as_tensor(ds.targets, dtype=torch.long))
 
-    return RawData(split(train), split(test), num_classes=10)
+    return split(train), split(test)
 
 
-def _digits() -> RawData:
+def _digits(root: Path, download: bool) -> tuple[Split, Split]:
     """scikit-learn's 1,797 8x8 digits (values 0–16), the last 20 % as the test split."""
     from sklearn.datasets import load_digits
 
@@ -125,30 +133,41 @@ def _digits() -> RawData:
     images = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
     labels = torch.from_numpy(bunch.target).long()
     n_train = int(0.8 * len(labels))
-    return RawData(
-        Split(images[:n_train], labels[:n_train]),
-        Split(images[n_train:], labels[n_train:]),
-        num_classes=10,
-    )
+    return Split(images[:n_train], labels[:n_train]), Split(images[n_train:], labels[n_train:])
+
+
+#: ``data.name`` → its loader: (root, download) → (train, test); one per data set of
+#: :data:`reglab.datasets.DATASETS`, whose facts the loaded data are checked against.
+LOADERS = {
+    "mnist": _mnist,
+    "fashion_mnist": _fashion_mnist,
+    "cifar10": _cifar10,
+    "digits": _digits,
+}
 
 
 def load(name: str, root: str | Path, download: bool = True) -> RawData:
     """Both splits of data set ``name`` as in-memory tensors, rows numbered train then test."""
-    raw = _load(name, Path(root).expanduser(), download)
-    n_train, n_test = len(raw.train), len(raw.test)
-    raw.train.rows = torch.arange(n_train)
-    raw.test.rows = torch.arange(n_train, n_train + n_test)
+    if name not in LOADERS:
+        raise DataError(f"data.name={name!r}: allowed are {', '.join(LOADERS)}")
+    train, test = LOADERS[name](Path(root).expanduser(), download)
+    raw = RawData(train, test, num_classes=DATASETS[name].num_classes)
+    check_facts(name, raw)
+    raw.train.rows = torch.arange(len(train))
+    raw.test.rows = torch.arange(len(train), len(train) + len(test))
     return raw
 
 
-def _load(name: str, root: Path, download: bool) -> RawData:
-    if name == "digits":
-        return _digits()
-    if name == "mnist":
-        check_mnist_files(root / "MNIST" / "raw")
-        return _idx_dataset("MNIST", root, download)
-    if name == "fashion_mnist":
-        return _idx_dataset("FashionMNIST", root, download)
-    if name == "cifar10":
-        return _cifar10(root, download)
-    raise DataError(f"data.name={name!r}: allowed are {', '.join(DATASETS)}")
+def check_facts(name: str, raw: RawData) -> None:
+    """The loaded images have the data set's shape and the labels its classes
+    (:data:`reglab.datasets.DATASETS`)."""
+    facts = DATASETS[name]
+    for split, data in (("train", raw.train), ("test", raw.test)):
+        shape = tuple(data.images.shape[1:])
+        if shape != facts.shape:
+            raise DataError(f"data.name={name}: its {split} images are {shape}, not {facts.shape}")
+        labels = data.labels
+        if len(labels) and not (int(labels.min()) >= 0 and int(labels.max()) < raw.num_classes):
+            raise DataError(
+                f"data.name={name}: its {split} labels are not in [0, {raw.num_classes})"
+            )

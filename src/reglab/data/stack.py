@@ -314,7 +314,9 @@ class StackDataModule(pl.LightningDataModule):
         from hydra.utils import instantiate
 
         from reglab.data import sources
+        from reglab.resolvers import register
 
+        register()  # the configs may use reglab's resolvers
         first = configs[0].data
         raw = sources.load(first.name, first.root, first.download)
         modules = [

@@ -33,11 +33,11 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, TensorDataset
 
+from reglab import published as pub
 from reglab.data import TensorDataModule
+from reglab.figures import DPI
 from reglab.illustrate.common import fit, load_mnist, parse_settings, write_caption
 from reglab.models import MLP, DropoutSpec
-from reglab.report import published as pub
-from reglab.report.plotting import DPI
 
 HIDDEN = 256  # Srivastava et al. 2014 Figs 7-8: one hidden layer of 256 ReLU units
 P_RETAIN = 0.5

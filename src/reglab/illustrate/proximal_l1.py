@@ -30,9 +30,9 @@ from matplotlib.figure import Figure
 
 from reglab.classifier import StackedClassifier
 from reglab.data.stack import StackDataModule
+from reglab.figures import DPI
 from reglab.illustrate.common import data_root, fit, parse_settings, quiet, write_caption
 from reglab.regularizers import zero_fraction
-from reglab.report.plotting import DPI
 
 STEM = "proximal_l1"
 #: The two runs: their ``regularizer`` config (conf/regularizer/) and their name.
@@ -65,9 +65,7 @@ def run_config(regularizer: str, cfg: Settings, root: str | None = None):
     """The run's config, as ``reglab-train regularizer=<regularizer> ...`` composes it: an
     MLP 784-hidden-10, MNIST without validation hold-out, plain SGD (no momentum, so the ℓ1
     subgradient step is exactly λη·sign(w))."""
-    from hydra import compose, initialize_config_dir
-
-    from reglab.train import CONFIG_DIR
+    from reglab.resolvers import compose
 
     overrides = [
         "data=mnist", "data.download=false", "data.val_size=0", "data.normalize=standardize",
@@ -77,8 +75,7 @@ def run_config(regularizer: str, cfg: Settings, root: str | None = None):
         "scheduler=none", f"regularizer={regularizer}", f"regularizer.lam={cfg.lam!r}",
         f"seed={cfg.seed}", "~logger",  # no run directory: nothing is logged
     ]  # fmt: skip
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        composed = compose("config", overrides=overrides)
+    composed = compose(overrides)
     composed.data.root = data_root(root)
     return composed
 

@@ -6,6 +6,7 @@ published), :mod:`.plotting`, :mod:`.history` (learning curves) and :mod:`.runin
 run was, from its recorded choices and config), reading runs :mod:`.sweeps` and
 :mod:`.results` (flat frames: ``reglab.results``, ``reglab.history``), the page
 :mod:`.sections`, :mod:`.tables`, :mod:`.html`, :mod:`.cli` (``reglab-report``),
-:mod:`.runs` (``reglab-runs``), :mod:`.published` (``published.yaml``) and
-:mod:`.illustrations`.
+:mod:`.runs` (``reglab-runs``) and :mod:`.illustrations`. The published numbers
+(:mod:`reglab.published`), the PNG resolution and the model illustrations' registry
+(:mod:`reglab.figures`) live below both this package and :mod:`reglab.illustrate`.
 """

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from reglab.figures import MODULES
 from reglab.report import experiments as exps
 from reglab.report import sweeps as sw
 from reglab.report.html import atomic_write_text, slugify, write_page
@@ -105,8 +106,6 @@ def _forget_previous_render(out: Path) -> set[Path]:
 
 def run_illustrations(out: Path) -> None:
     """Run every :mod:`reglab.illustrate` module with ``--out out`` (trains small models)."""
-    from reglab.illustrate import MODULES
-
     for name in MODULES:
         module = f"reglab.illustrate.{name}"
         print(f"reglab-report: running {module} …", file=sys.stderr)

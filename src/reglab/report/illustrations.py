@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Polygon
 
-from reglab.report.plotting import DPI
+from reglab.figures import DPI
 
 PenaltyKind = Literal["l1", "l2"]
 

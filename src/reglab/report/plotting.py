@@ -17,8 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-#: PNG resolution: readable when the page shows the figure at its full width.
-DPI = 150
+from reglab.figures import DPI
 
 
 @dataclass
@@ -36,7 +35,7 @@ class FigureReport:
     stem: str = "figure"
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``<out_dir>/<stem>.png`` (at :data:`DPI`) and return its path."""
+        """Write ``<out_dir>/<stem>.png`` (at :data:`reglab.figures.DPI`) and return its path."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"{self.stem}.png"

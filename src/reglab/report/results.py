@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from reglab import dotted
 from reglab.report import sweeps as sw
 from reglab.summary import SUMMARY
 
@@ -92,7 +93,7 @@ def results(path_or_experiment: str | Path | None = None, scale: str | None = No
 def flat(frame: pd.DataFrame) -> pd.DataFrame:
     """Raw run rows (with nested ``config``, ``choices`` and ``metrics``) as flat columns."""
     metrics = [{k: v for k, v in (m or {}).items() if _scalar(v)} for m in frame["metrics"]]
-    configs = [sw.flatten(c or {}) for c in frame["config"]]
+    configs = [dotted.flatten(c, keep_empty=True) for c in frame["config"]]
     choices = [
         {  # experiment, scale: already bookkeeping columns; "scale/x@_global_": internal
             g: v

@@ -13,16 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reglab.report.sweeps import column, computed_overrides, config_value
-from reglab.stacking import DATASETS
-
-#: Display names of ``data.name``.
-DATA_NAMES = {
-    "mnist": "MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "digits": "scikit-learn digits (8x8)",
-}
+from reglab import dotted
+from reglab.datasets import DATASETS
+from reglab.report.sweeps import column, computed_overrides
 
 
 def has_dropout(runs: pd.DataFrame) -> pd.Series:
@@ -43,13 +36,13 @@ def regularization(runs: pd.DataFrame) -> pd.Series:
         cfg = row["config"]
         parts = []
         for key, label in (("p_hidden", "dropout p"), ("p_input", "input dropout p")):
-            p = config_value(cfg, f"dropout.{key}", 1.0)
+            p = dotted.get(cfg, f"dropout.{key}", 1.0)
             if p is not None and float(p) < 1.0:
                 parts.append(f"{label}={float(p):g}")
         reg = (row["choices"] or {}).get("regularizer")
         settings = {
             k: v
-            for k, v in (config_value(cfg, "regularizer") or {}).items()
+            for k, v in (dotted.get(cfg, "regularizer") or {}).items()
             if k in ("lam", "lam_l1", "lam_l2", "c") and isinstance(v, int | float)
         }
         penalties = [v for k, v in settings.items() if k != "c"]
@@ -67,7 +60,7 @@ def architecture(runs: pd.DataFrame) -> pd.Series:
     """'3x1024' for equal hidden widths, '1024-1024-2048' otherwise; the model choice else."""
 
     def describe(row: pd.Series) -> str:
-        hidden = config_value(row["config"], "model.hidden")
+        hidden = dotted.get(row["config"], "model.hidden")
         if isinstance(hidden, list) and hidden:
             if len(set(hidden)) == 1:
                 return f"{len(hidden)}x{hidden[0]}"
@@ -98,12 +91,12 @@ def swept_settings(runs: pd.DataFrame, exclude: Sequence[str] = ("seed",)) -> pd
 def train_size(config: dict[str, Any]) -> float:
     """Training images: ``data.train_size``, else the whole training split less the hold-out
     (NaN for a data set of unknown size)."""
-    size = config_value(config, "data.train_size")
+    size = dotted.get(config, "data.train_size")
     if size is not None:
         return float(size)
-    known = DATASETS.get(str(config_value(config, "data.name")))
-    val = config_value(config, "data.val_size", 0) or 0
-    return float(known[0] - int(val)) if known else np.nan
+    known = DATASETS.get(str(dotted.get(config, "data.name")))
+    val = dotted.get(config, "data.val_size", 0) or 0
+    return float(known.train_size - int(val)) if known else np.nan
 
 
 def data_description(runs: pd.DataFrame) -> str:
@@ -114,9 +107,9 @@ def data_description(runs: pd.DataFrame) -> str:
     configs = list(runs["config"])
 
     def values(key: str) -> list[Any]:
-        return sorted({config_value(c, key) for c in configs}, key=str)
+        return sorted({dotted.get(c, key) for c in configs}, key=str)
 
-    names = [DATA_NAMES.get(str(n), str(n)) for n in values("data.name") if n is not None]
+    names = [_title(n) for n in values("data.name") if n is not None]
     if not names:
         return "not recorded in their summaries"
     sizes = sorted({train_size(c) for c in configs} - {np.nan}, key=float)
@@ -148,3 +141,9 @@ def _normalize_text(value: Any) -> str:
         "standardize": "standardized (training-set mean and s.d.)",
         "per_image": "per-image whitening",
     }.get(value, f"normalize={value}")
+
+
+def _title(name: Any) -> str:
+    """A data set's name as the page shows it (``cifar10`` → ``CIFAR-10``)."""
+    known = DATASETS.get(str(name))
+    return known.title if known else str(name)

@@ -30,14 +30,15 @@ from rich.table import Table
 
 from reglab.report import sweeps as sw
 from reglab.report.results import results
+from reglab.summary import COMPLETED, DIVERGED, FAILED, INTERRUPTED, NO_SUMMARY, NOT_STARTED
 
 STATUS_STYLES = {
-    "completed": "green",
-    "failed": "bold red",
-    "diverged": "magenta",
-    sw.INTERRUPTED: "yellow",
-    sw.NO_SUMMARY: "yellow",
-    sw.NOT_STARTED: "dim",
+    COMPLETED: "green",
+    FAILED: "bold red",
+    DIVERGED: "magenta",
+    INTERRUPTED: "yellow",
+    NO_SUMMARY: "yellow",
+    NOT_STARTED: "dim",
 }
 JSON_FIELDS = (
     "experiment",

@@ -13,9 +13,11 @@ from typing import Any
 
 import pandas as pd
 
+from reglab import dotted
+from reglab import published as pub
+from reglab.figures import ILLUSTRATIONS
 from reglab.report import experiments as exps
 from reglab.report import illustrations as ill
-from reglab.report import published as pub
 from reglab.report import sweeps as sw
 from reglab.report.html import Section, slugify
 from reglab.report.runinfo import data_description
@@ -29,14 +31,7 @@ from reglab.report.tables import (
     sweep_details,
     when,
 )
-
-#: Model illustrations, in the order the page shows them: (file stem, the reglab.illustrate
-#: module that writes it).
-MODEL_ILLUSTRATIONS = (
-    ("proximal_l1", "proximal_l1"),
-    ("autoencoder_features", "autoencoder"),
-    ("autoencoder_sparsity", "autoencoder"),
-)
+from reglab.summary import COMPLETED, NO_SUMMARY, NOT_STARTED, STATUSES
 
 
 def overview_section(sweeps: Sequence[sw.Sweep], searched: Sequence[Path]) -> Section:
@@ -70,7 +65,7 @@ def overview_section(sweeps: Sequence[sw.Sweep], searched: Sequence[Path]) -> Se
         "summary.json files are read; only jobs whose summary says 'completed' are plotted, "
         "all others are listed in their experiment's section. Measured values are means "
         "over seeds with ±1 standard deviation. Published numbers come from "
-        "reglab/report/published.yaml and are marked 'exact', 'figure' (read off the "
+        "reglab/published.yaml and are marked 'exact', 'figure' (read off the "
         "paper's figure, about ±0.05 on the plotted scale) or 'quoted'."
     )
     if missing:
@@ -80,7 +75,7 @@ def overview_section(sweeps: Sequence[sw.Sweep], searched: Sequence[Path]) -> Se
 
 def _counts_text(sweep: sw.Sweep) -> str:
     counts = sweep.status_counts()
-    order = ["completed", "failed", "diverged", sw.INTERRUPTED, sw.NO_SUMMARY, sw.NOT_STARTED]
+    order = [*STATUSES, NO_SUMMARY, NOT_STARTED]
     keys = [k for k in order if k in counts] + sorted(set(counts) - set(order))
     return ", ".join(f"{counts[k]} {k}" for k in keys) or "none"
 
@@ -149,15 +144,15 @@ def illustrations_section(folder: Path, batchnorm_found: bool = True) -> Section
     tables: list[tuple[str, pd.DataFrame]] = []
     shown: list[dict[str, Any]] = []
     missing = []
-    known = {stem for stem, _ in MODEL_ILLUSTRATIONS}
+    known = {stem for stem, _ in ILLUSTRATIONS}
     extra = sorted(p.stem for p in folder.glob("*.png")) if folder.is_dir() else []
     drawn = {Path(f).stem for f, _ in figures}
-    for stem in [s for s, _ in MODEL_ILLUSTRATIONS] + [e for e in extra if e not in known]:
+    for stem in [s for s, _ in ILLUSTRATIONS] + [e for e in extra if e not in known]:
         if stem in drawn:
             continue
         png, meta = folder / f"{stem}.png", read_json(folder / f"{stem}.json")
         if not png.is_file():
-            module = dict(MODEL_ILLUSTRATIONS).get(stem)
+            module = dict(ILLUSTRATIONS).get(stem)
             missing.append(f"{stem} (python -m reglab.illustrate.{module})" if module else stem)
             continue
         figures.append((png, str(meta.get("caption") or stem)))
@@ -209,7 +204,7 @@ def _title(sweep: sw.Sweep) -> str:
 def _status_text(sweep: sw.Sweep) -> str:
     counts = sweep.status_counts()
     total = sum(counts.values())
-    done = counts.get("completed", 0)
+    done = counts.get(COMPLETED, 0)
     state = "finished" if sweep.finished else "NOT finished (jobs still running or killed)"
     text = f"Sweep {short_path(sweep.root)}: {done} of {total} jobs completed; sweep {state}."
     if done < total:
@@ -218,7 +213,7 @@ def _status_text(sweep: sw.Sweep) -> str:
 
 
 def _numbers_table(numbers: dict[str, Any]) -> pd.DataFrame:
-    flat = sw.flatten(numbers)
+    flat = dotted.flatten(numbers, keep_empty=True)
     return pd.DataFrame({"quantity": list(flat), "value": [_fmt(v) for v in flat.values()]})
 
 

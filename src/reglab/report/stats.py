@@ -2,7 +2,7 @@
 
 Measured values are always the mean over seeds with the sample standard deviation
 (ddof 1; NaN for a single seed) and the number of seeds; published values come from
-``published.yaml`` (:mod:`reglab.report.published`).
+``published.yaml`` (:mod:`reglab.published`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from reglab.report import published as pub
+from reglab import published as pub
 
 MEASURED = "measured (reglab)"
 DIFF = "measured − published"

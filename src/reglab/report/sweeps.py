@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from reglab import dotted
 from reglab.jobs import (
     MULTIRUN,
-    NO_SUMMARY,
     OVERRIDES,
     dirname_excluded,
     expected_jobs,
@@ -34,14 +34,7 @@ from reglab.jobs import (
     skip_dir,
 )
 from reglab.rerun import is_how_override
-from reglab.summary import SUMMARY
-
-NOT_STARTED = "not started"  # asked for by the sweep, but no job folder exists
-COMPLETED = "completed"
-INTERRUPTED = "interrupted"  # stopped (e.g. Ctrl-C, preemption); rerunning resumes it
-#: Statuses of jobs that have not ended: the sweep is not finished while any job has one.
-UNFINISHED = (NO_SUMMARY, NOT_STARTED, INTERRUPTED)
-
+from reglab.summary import COMPLETED, FAILED, NO_SUMMARY, NOT_STARTED, SUMMARY, UNFINISHED
 
 #: Scalar metrics copied to their own columns (percent errors, nats, fractions, steps).
 METRIC_COLUMNS = (
@@ -127,13 +120,13 @@ class Sweep:
     @property
     def sweep_overrides(self) -> list[str]:
         """The command line of the sweep (with its comma-separated sweep values)."""
-        return list(_get(self.multirun, "hydra.overrides.task") or [])
+        return list(dotted.get(self.multirun, "hydra.overrides.task") or [])
 
     @property
     def grid_keys(self) -> frozenset[str] | None:
         """The keys of the sweep's own grid, ``hydra.sweeper.params`` (the experiment and
         scale files'), as opposed to sweeps added on the command line; None if unrecorded."""
-        params = _get(self.multirun, "hydra.sweeper.params")
+        params = dotted.get(self.multirun, "hydra.sweeper.params")
         if not isinstance(params, dict) or not params:
             return None
         return frozenset(override_key(str(k)) for k in params)
@@ -259,7 +252,7 @@ def read_job(job: str | Path, sweep: Path | None) -> dict[str, Any]:
     row.update(
         experiment=summary.get("name"),
         scale=(summary.get("choices") or {}).get("scale"),
-        status=summary.get("status", "failed"),
+        status=summary.get("status", FAILED),
         overrides=list(summary.get("overrides") or []),
         seed=summary.get("seed"),
         wall_time_s=summary.get("wall_time_s"),
@@ -294,36 +287,14 @@ def _not_started(overrides: list[str], sweep: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers for figures
 
 
-def config_value(config: dict[str, Any] | None, dotted: str, default: Any = None) -> Any:
-    """``config["a"]["b"]`` for ``"a.b"``; ``default`` where a key is missing."""
-    node: Any = config or {}
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-def column(runs: pd.DataFrame, dotted: str, default: Any = None) -> pd.Series:
+def column(runs: pd.DataFrame, key: str, default: Any = None) -> pd.Series:
     """A config value of every run as a Series (``"model.hidden"``, ``"corruption.q"``)."""
-    return runs["config"].map(lambda c: config_value(c, dotted, default))
+    return runs["config"].map(lambda c: dotted.get(c, key, default))
 
 
 def choice(runs: pd.DataFrame, group: str, default: str | None = None) -> pd.Series:
     """The option chosen in a config group for every run (``"regularizer"`` → ``"l1"``)."""
     return runs["choices"].map(lambda c: (c or {}).get(group, default))
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists stay values)."""
-    out: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out |= flatten(value, f"{name}.")
-        else:
-            out[name] = value
-    return out
 
 
 def short_overrides(overrides: Sequence[str], sep: str = ",") -> str:
@@ -361,18 +332,14 @@ def _scale(rows: list[dict[str, Any]], multirun: dict[str, Any]) -> str | None:
     for row in rows:
         if (row.get("choices") or {}).get("scale"):
             return str(row["choices"]["scale"])
-    chosen = _get(multirun, "hydra.runtime.choices.scale")
+    chosen = dotted.get(multirun, "hydra.runtime.choices.scale")
     if chosen:
         return str(chosen)
-    for item in _get(multirun, "hydra.overrides.task") or []:
+    for item in dotted.get(multirun, "hydra.overrides.task") or []:
         key, _, value = str(item).partition("=")
         if key.lstrip("+~") == "scale":
             return value
     return None
-
-
-def _get(data: Any, dotted: str) -> Any:
-    return config_value(data if isinstance(data, dict) else {}, dotted)
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:

@@ -15,8 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from reglab import dotted
 from reglab.report import sweeps as sw
 from reglab.rerun import is_how_key
+from reglab.summary import INTERRUPTED, NO_SUMMARY, NOT_STARTED
 
 
 def rounded(df: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
@@ -91,7 +93,7 @@ def sweep_details(sweep: sw.Sweep) -> dict[str, Any]:
 
 def split_config(configs: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, list]]:
     """Flattened config keys equal in every run, and the distinct values of the others."""
-    flat = [sw.flatten(c) for c in configs]
+    flat = [dotted.flatten(c, keep_empty=True) for c in configs]
     keys = sorted({k for f in flat for k in f})
     common, varied = {}, {}
     for key in keys:
@@ -112,11 +114,11 @@ def _value_order(value: Any) -> tuple[int, Any]:
 
 
 def _reason(row: pd.Series) -> str:
-    if row["status"] == sw.NOT_STARTED:
+    if row["status"] == NOT_STARTED:
         return "asked for by the sweep, but no job folder exists"
-    if row["status"] == sw.NO_SUMMARY:
+    if row["status"] == NO_SUMMARY:
         return "job folder without summary.json: still running, or killed"
-    if row["status"] == sw.INTERRUPTED and not row.get("error"):
+    if row["status"] == INTERRUPTED and not row.get("error"):
         return "interrupted: running the sweep again resumes it"
     return str(row.get("error") or row["status"])
 

@@ -17,7 +17,7 @@ swept beside the experiment's own grid in one figure (their label in the column
 :data:`EXTRA_SETTING`) instead of one figure each. A tiny but complete module::
 
     '''Srivastava et al. 2014 Table 9: test error % per regularizer.'''
-    from reglab.report import published as pub
+    from reglab import published as pub
     from reglab.report.plotting import FigureReport, finish, new_figure
     from reglab.report.runinfo import regularization
     from reglab.report.stats import summarise
@@ -33,7 +33,7 @@ swept beside the experiment's own grid in one figure (their label in the column
         return FigureReport(fig, "Test error %, mean ± s.d. over seeds.", [("By method", agg)])
 
 Its pieces elsewhere: ``conf/experiment/<name>.yaml``, ``conf/scale/<name>/{quick,paper}.yaml``
-and a ``kind: sweep`` entry in ``published.yaml`` (``tests/test_report_registry.py``
+and a ``kind: sweep`` entry in ``published.yaml`` (``tests/unit/test_report_experiments.py``
 checks that all three name the same experiments). A sweep without a module of its own
 gets :func:`reglab.report.generic.build`: its grid's axes against test error.
 """
@@ -48,8 +48,8 @@ from types import ModuleType
 
 import pandas as pd
 
+from reglab import published as pub
 from reglab.report import generic
-from reglab.report import published as pub
 from reglab.report.plotting import FigureReport
 from reglab.report.runinfo import swept_settings
 

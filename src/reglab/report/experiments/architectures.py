@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reglab.report import published as pub
+from reglab import dotted
+from reglab import published as pub
 from reglab.report.plotting import FigureReport, new_figure
 from reglab.report.runinfo import architecture, has_dropout, regularization
 from reglab.report.stats import DIFF, MEASURED, seeds_note, summarise
-from reglab.report.sweeps import choice, config_value
+from reglab.report.sweeps import choice
 
 TITLE = "Srivastava et al. 2014 Fig 4, Tables 2 and 9"
 
@@ -27,8 +28,8 @@ def paper_architecture(runs: pd.DataFrame) -> pd.Series:
     wide) map to the paper's (1024, 2048) with the same number of layers."""
 
     def describe(row: pd.Series) -> str:
-        hidden = config_value(row["config"], "model.hidden")
-        widths = config_value(row["config"], "architectures.widths")
+        hidden = dotted.get(row["config"], "model.hidden")
+        widths = dotted.get(row["config"], "architectures.widths")
         if (
             isinstance(hidden, list)
             and hidden

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reglab.report import published as pub
+from reglab import published as pub
 from reglab.report.plotting import FigureReport, errorbar, new_figure, published_line
 from reglab.report.stats import MEASURED, compare, seeds_note, summarise
 from reglab.report.sweeps import column

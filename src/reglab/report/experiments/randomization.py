@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from reglab.report import published as pub
+from reglab import published as pub
 from reglab.report.history import interp_histories
 from reglab.report.plotting import FigureReport, band, new_figure, published_label
 from reglab.report.stats import DIFF, MEASURED, exactness_text, summarise

@@ -16,10 +16,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from reglab.report import published as pub
+from reglab import dotted
+from reglab import published as pub
 from reglab.report.plotting import FigureReport, new_figure
 from reglab.report.stats import DIFF, MEASURED, exactness_text
-from reglab.report.sweeps import choice, column, config_value
+from reglab.report.sweeps import choice, column
 
 TITLE = "Srivastava et al. 2014 Table 9"
 
@@ -71,7 +72,7 @@ def build(runs: pd.DataFrame) -> FigureReport:
 
 def setting(config: dict | None) -> str:
     """'λ=0.0005', 'λ₁=0.0001, λ₂=0.0005', 'c=3' from a run's regularizer strengths."""
-    reg = config_value(config, "regularizer") or {}
+    reg = dotted.get(config, "regularizer") or {}
     shown = [f"{_SYMBOLS[k]}={reg[k]:g}" for k in _SYMBOLS if isinstance(reg.get(k), int | float)]
     return ", ".join(shown) or "none"
 
