@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -207,3 +208,12 @@ def run_ok(*args: str, run_dir: Path, cwd: Path) -> dict:
     result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return read_summary(run_dir)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait until ``path`` exists while ``proc`` (stderr piped) runs; fail if it ends first."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"ended before {path.name}: {proc.stderr.read()[-3000:]}"
+        assert time.time() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.02)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, read_summary, run_cli
+from conftest import compose_config, read_summary, run_cli, wait_for
 
 from reglab import locks
 from reglab.locks import LOCK, JobLock
@@ -88,14 +88,6 @@ def _start(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"ended before {path.name}: {proc.stderr.read()[-3000:]}"
-        assert time.time() < deadline, f"no {path} after {timeout} s"
-        time.sleep(0.01)
 
 
 def _starts(job: Path) -> int:
@@ -172,7 +164,7 @@ def test_two_sweeps_into_one_folder_train_each_job_once(tmp_path, data_dir):
 def test_a_killed_owners_job_is_taken_over_and_resumes(tmp_path, data_dir):
     run_dir = tmp_path / "run"
     owner = _start(*TINY, "trainer.max_steps=2000", f"hydra.run.dir={run_dir}")
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", owner)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", owner)
     owner.send_signal(signal.SIGSTOP)
     # While it lives, another run into its folder refuses, naming it.
     other = run_cli(*TINY, "trainer.max_steps=2000", f"hydra.run.dir={run_dir}", cwd=tmp_path)

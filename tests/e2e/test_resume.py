@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import read_summary
+from conftest import read_summary, wait_for
 from inprocess import run_main, run_main_ok
 
 pytestmark = pytest.mark.slow
@@ -52,14 +51,6 @@ def _start(run_dir: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"run ended before {path.name}: {proc.stderr.read()[-2000:]}"
-        assert time.time() < deadline, f"no {path} after {timeout} s"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_saves_a_checkpoint_and_rerun_resumes_to_the_same_result(
     tmp_path, data_dir, uninterrupted, sig
@@ -68,7 +59,7 @@ def test_signal_saves_a_checkpoint_and_rerun_resumes_to_the_same_result(
     # checkpoint every 10 steps; the signal lands after the first, mid-epoch (at once: on a
     # fast machine the 90 steps left take well under a second, issue 20)
     proc = _start(run_dir, "checkpoint.every_n_steps=10")
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     proc.send_signal(sig)
     proc.wait(timeout=120)
     assert proc.returncode != 0
@@ -87,7 +78,7 @@ def test_signal_saves_a_checkpoint_and_rerun_resumes_to_the_same_result(
 def test_kill_9_loses_only_the_work_since_the_last_checkpoint(tmp_path, data_dir, uninterrupted):
     run_dir = tmp_path / "run"
     proc = _start(run_dir, "checkpoint.every_n_steps=25")  # at epoch ends (result-neutral)
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)  # written whole, then renamed
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)  # written whole, then renamed
     proc.kill()  # at once: the run must not end first (75 steps left, issue 20)
     proc.wait(timeout=60)
     assert not (run_dir / "summary.json").exists()  # never read as finished
@@ -105,7 +96,7 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, data_dir):
     tells a rerun with another lr not to resume it (the optimizer state holds the old lr)."""
     run_dir = tmp_path / "run"
     proc = _start(run_dir, "checkpoint.every_n_steps=25")
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
+    wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
     proc.kill()
     proc.wait(timeout=60)
     assert not (run_dir / "summary.json").exists()
