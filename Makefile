@@ -20,9 +20,9 @@ system-deps:  ## (root) the system packages the tests use: SLURM, munge, Chromiu
 train:  ## the default run: an MLP on MNIST (override anything with ARGS="key=value ...")
 	$(VENV)/bin/reglab-train $(ARGS)
 
-test:  ## the whole test suite (CI runs it); says first which system packages are missing
+test:  ## the whole test suite on $(JOBS) workers (CI runs it); says first which system packages are missing
 	@bash scripts/system_deps.sh --note
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(JOBS) $(ARGS)
 
 test-fast:  ## the inner loop (~2 min): tests/unit and the quick e2e tests, on $(JOBS) workers (pytest-xdist)
 	$(PY) -m pytest -q -n $(JOBS) -m "not slow and not slurm and not browser" $(ARGS)
