@@ -8,6 +8,7 @@ steps and reports the wall and process-CPU time of the ``steps`` after the warm-
   Lightning's Trainer with reglab's callbacks, timed by one more Lightning callback from the
   jobs' ``callbacks`` config (:func:`step_clock`, the ``lightning`` arm's clock); the run
   is stopped once the clock has stopped;
+* ``direct``: ``reglab`` at K = 1 with ``vmap_solo=false`` (the net called without vmap);
 * ``bare``: the floor, the solo model (reglab's builder, so the same init), optimizer and
   batch size in a plain loop over a float32 copy of the training split, ``randperm``
   indexing, forward / loss / backward / step and nothing else;
@@ -49,26 +50,51 @@ def sync_for(device: str):
 
 
 class Clock:
-    """Wall and process-CPU seconds between ``start()`` and ``stop()``, device synced."""
+    """Wall and process-CPU seconds of the timed steps, device synced at both ends.
+
+    ``lap()`` after each timed step marks its end; the steps fall into ``BLOCKS`` equal
+    blocks and ``step_s`` is the best block's wall time per step (``mean_step_s`` the
+    whole span's): on a shared machine a neighbour's burst slows some blocks of one arm
+    and not another, and the best block of each arm is the figure that compares alike
+    (``timeit``'s rule). The CPU time is the whole span's. On CUDA (asynchronous steps)
+    there are no laps: ``step_s`` is the mean."""
+
+    BLOCKS = 5
 
     def __init__(self, device: str) -> None:
         self.sync = sync_for(device)
+        self.laps = not device.startswith("cuda")
         self.calls = 0
         self.wall = self.cpu = None
+        self.marks: list[float] = []
 
     def start(self) -> None:
         self.sync()
         self._t, self._c = time.perf_counter(), time.process_time()
+        self.marks = [self._t]
+
+    def lap(self) -> None:
+        if self.laps:
+            self.marks.append(time.perf_counter())
 
     def stop(self) -> None:
         self.sync()
         self.wall, self.cpu = time.perf_counter() - self._t, time.process_time() - self._c
 
+    def best_step_s(self, steps: int) -> float:
+        """The best block's seconds per step (the mean without laps)."""
+        if len(self.marks) != steps + 1:
+            return self.wall / steps
+        size = max(1, steps // self.BLOCKS)
+        ends = range(size, steps + 1, size)
+        return min(self.marks[e] - self.marks[e - size] for e in ends) / size
+
     def row(self, spec: dict, **extra: Any) -> dict:
         if self.wall is None:
             raise RuntimeError(f"{spec['arm']}/{spec['model']}: training ended before the clock")
         steps = spec["steps"]
-        return {"step_s": self.wall / steps, "cpu_s": self.cpu / steps, "steps": steps, **extra}
+        return {"step_s": self.best_step_s(steps), "mean_step_s": self.wall / steps,
+                "cpu_s": self.cpu / steps, "steps": steps, **extra}  # fmt: skip
 
 
 def solo_data(cfg):
@@ -130,6 +156,8 @@ def arm_bare(spec: dict, out: Path) -> list[dict]:
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
             clock.calls += 1
+            if clock.calls > spec["warmup"]:
+                clock.lap()
             if clock.calls == total:
                 clock.stop()
                 break
@@ -168,6 +196,8 @@ def _lightning_fit(spec: dict, cfg, dm, loader, out: Path) -> list[dict]:
                 clock.start()
 
         def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.global_step > warmup:
+                clock.lap()
             if trainer.global_step == total:
                 clock.stop()
 
@@ -248,11 +278,15 @@ def step_clock(warmup: int, steps: int, device: str, extras: bool = False):
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
             self.done += 1
+            if self.done > warmup:
+                self.clock.lap()
             if self.done < self.total:
                 return
             self.clock.stop()
             runs = next((c for c in trainer.callbacks if type(c).__name__ == "MemberRuns"), None)
-            FOUND.update(wall=self.clock.wall, cpu=self.clock.cpu)
+            FOUND.update(
+                wall=self.clock.wall, cpu=self.clock.cpu, best=self.clock.best_step_s(steps)
+            )
             FOUND.update(bench_gpu.describe_stack(module, module.data.batch_size, extras, runs))
             raise _Measured
 
@@ -302,9 +336,10 @@ def arm_reglab(spec: dict, out: Path) -> list[dict]:
         found = dict(FOUND)
         if not found:
             raise RuntimeError(f"reglab/{spec['model']} K={k}: training ended before the clock")
-        wall, cpu = found.pop("wall"), found.pop("cpu")
+        wall, cpu, best = found.pop("wall"), found.pop("cpu"), found.pop("best")
         steps = spec["steps"]
-        row = {"step_s": wall / steps, "cpu_s": cpu / steps, "steps": steps, "members": k}
+        row = {"step_s": best, "mean_step_s": wall / steps, "cpu_s": cpu / steps,
+               "steps": steps, "members": k}  # fmt: skip
         row |= found
         if cuda:
             row |= bench_gpu.floor(row["bytes"]["total"], row["step_s"], bandwidth)
@@ -313,8 +348,14 @@ def arm_reglab(spec: dict, out: Path) -> list[dict]:
     return rows
 
 
+def arm_direct(spec: dict, out: Path) -> list[dict]:
+    """``arm_reglab`` with ``vmap_solo=false``: a stack of one calls its net directly."""
+    return arm_reglab(spec | {"overrides": [*spec["overrides"], "vmap_solo=false"]}, out)
+
+
 ARMS = {
     "reglab": arm_reglab,
+    "direct": arm_direct,
     "bare": arm_bare,
     "lightning": arm_lightning,
     "dataloader": arm_dataloader,

@@ -103,7 +103,10 @@ class StackedClassifier(pl.LightningModule):
         self.automatic_optimization = False  # one step of every member: reglab.optim
         self.cfgs = [OmegaConf.create(c) for c in configs]
         first = self.cfgs[0]
-        self.net = StackedNet([build_model(c, input_shape, num_classes) for c in self.cfgs])
+        self.net = StackedNet(
+            [build_model(c, input_shape, num_classes) for c in self.cfgs],
+            vmap_solo=first.get("vmap_solo", True),
+        )
         reg_cfg = _plain(first.regularizer)
         self.regularizer = MemberRegularizer(
             [instantiate(c.regularizer) for c in self.cfgs],
@@ -184,7 +187,7 @@ class StackedClassifier(pl.LightningModule):
             .view(len(data.steps), -1)
             .mean(1)
         )  # each member's mean: its grads are its solo grads
-        params = self.reg_params()
+        params = self.reg_params() if self.regularizer.active else []
         penalty = self.regularizer.penalty(params)
         loss = data_loss if penalty is None else data_loss + penalty
         self.manual_backward(loss.sum())

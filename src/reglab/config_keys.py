@@ -83,8 +83,8 @@ TRAINER_PARAMS = (
 #: Top-level keys reglab reads (conf/config.yaml and its groups) and ``meta``, the
 #: namespace for notes of your own. Experiments may add their own (e.g. ``fixed_pn``).
 TOP_KEYS = (
-    "name", "seed", "threads", "compile", "momentum_ramp", "fit_threshold", "stop_when_fit",
-    "probe_size", "checkpoint", "paths", "data", "corruption", "model", "dropout",
+    "name", "seed", "threads", "compile", "vmap_solo", "momentum_ramp", "fit_threshold",
+    "stop_when_fit", "probe_size", "checkpoint", "paths", "data", "corruption", "model", "dropout",
     "regularizer", "optimizer", "scheduler", "trainer", "callbacks", "logger", "scale", "launcher",
     "meta",
 )  # fmt: skip

@@ -136,6 +136,14 @@ class _MemberOptimizer(torch.optim.Optimizer):
     def params(self) -> list[Tensor]:
         return self.param_groups[0]["params"]
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's, without its profiler label and per-device grouping where grads are only
+        set to None (that bookkeeping is per step, and a small net's step is short)."""
+        if not set_to_none:
+            return super().zero_grad(set_to_none=False)
+        for p in self.params:
+            p.grad = None
+
     @property
     def members(self) -> int:
         return int(self.params[0].shape[0])
@@ -204,6 +212,13 @@ class _MemberOptimizer(torch.optim.Optimizer):
             block = c["block"].to(dtype).view(*c["block"].shape, *([1] * (dim - 1)))
             c[dtype, dim] = dict(zip(c["names"], block, strict=True))
         return c[dtype, dim]
+
+    def _per_param(self, params: list[Tensor], name: str) -> list[Tensor]:
+        """Coefficient ``name`` as a (K, 1, ...) view for each of ``params`` (cached)."""
+        key = ("per_param", name, *((p.dtype, p.dim()) for p in params))
+        if key not in self._cache:
+            self._cache[key] = [self._coefficients(p.dtype, p.dim())[name] for p in params]
+        return self._cache[key]
 
     def _buffers(self, p: Tensor, *names: str) -> list[Tensor]:
         st = self.state[p]
@@ -347,30 +362,37 @@ class MemberSGD(_MemberOptimizer):
         }
 
     def _update(self) -> None:
+        """torch.optim.SGD's single-tensor update, each op applied to every parameter at
+        once (``torch._foreach_*``: the same kernels, one Python call)."""
         h = self._host
         on = [m != 0 for m in h["momentum"]]
         use_buf = [a and not n for a, n in zip(on, h["nesterov"], strict=True)]
-        decay = any(wd != 0 for wd in h["weight_decay"])
-        for p in self.params:
-            if p.grad is None:
-                continue
-            co = self._coefficients(p.dtype, p.dim())
-            grad = p.grad.addcmul(p, co["wd"]) if decay else p.grad
-            if any(on):
-                (buf,) = self._buffers(p, "momentum_buffer")
-                buf.mul_(co["a"]).addcmul_(grad, co["b"])
-                if all(use_buf):
-                    grad = buf
-                elif not any(use_buf):
-                    grad = grad.addcmul(buf, co["c"])
-                else:
-                    grad = torch.where(co["buf"] != 0, buf, grad.addcmul(buf, co["c"]))
-            p.addcmul_(grad, co["neg_lr"])
+        params = [p for p in self.params if p.grad is not None]
+        if params:
+            self._move(params, on, use_buf)
         self._count_step()
         started = [s or a for s, a in zip(h["momentum_started"], on, strict=True)]
         if started != h["momentum_started"]:
             self.param_groups[0]["momentum_started"] = torch.tensor(started)
             self._sync()
+
+    def _move(self, params: list[Tensor], on: list[bool], use_buf: list[bool]) -> None:
+        grads = [p.grad for p in params]
+        if any(wd != 0 for wd in self._host["weight_decay"]):
+            grads = torch._foreach_addcmul(grads, params, self._per_param(params, "wd"))
+        if any(on):
+            bufs = [self._buffers(p, "momentum_buffer")[0] for p in params]
+            torch._foreach_mul_(bufs, self._per_param(params, "a"))
+            torch._foreach_addcmul_(bufs, grads, self._per_param(params, "b"))
+            if all(use_buf):
+                grads = bufs
+            else:
+                mixed = torch._foreach_addcmul(grads, bufs, self._per_param(params, "c"))
+                picks = zip(self._per_param(params, "buf"), bufs, mixed, strict=True)
+                grads = (
+                    mixed if not any(use_buf) else [torch.where(u != 0, b, m) for u, b, m in picks]
+                )
+        torch._foreach_addcmul_(params, grads, self._per_param(params, "neg_lr"))
 
 
 class MemberAdam(_MemberOptimizer):
@@ -441,24 +463,27 @@ class MemberAdam(_MemberOptimizer):
         bc2 = 1 - co64["beta2"] ** step_t
         per_step = torch.stack([-(co64["lr"] / bc1), bc2.sqrt()])  # -step_size, sqrt(bc2)
         cast = {dtype: per_step.to(dtype) for dtype in {p.dtype for p in params}}
-        decay = any(wd != 0 for wd in self._host["weight_decay"])
-        eps = self._host["eps"]
-        for p in params:
-            if p.grad is None:
-                continue
-            co = self._coefficients(p.dtype, p.dim())
-            shape = (-1, *([1] * (p.dim() - 1)))
-            neg_step_size, bc2_sqrt = (v.view(shape) for v in cast[p.dtype])
-            grad = p.grad
-            if decay and self.decoupled:
-                p.mul_(co["decay"])
-            elif decay:
-                grad = grad.addcmul(p, co["wd"])
-            exp_avg, exp_avg_sq = self._buffers(p, "exp_avg", "exp_avg_sq")
-            exp_avg.lerp_(grad, co["one_minus_beta1"])
-            exp_avg_sq.mul_(co["beta2"]).addcmul_(grad * co["one_minus_beta2"], grad)
-            denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-            p.addcdiv_(exp_avg * neg_step_size, denom)
+        params = [p for p in params if p.grad is not None]
+        if not params:
+            return
+        views = [cast[p.dtype].view(2, -1, *([1] * (p.dim() - 1))) for p in params]
+        grads = [p.grad for p in params]
+        if any(wd != 0 for wd in self._host["weight_decay"]):
+            if self.decoupled:
+                torch._foreach_mul_(params, self._per_param(params, "decay"))
+            else:
+                grads = torch._foreach_addcmul(grads, params, self._per_param(params, "wd"))
+        state = [self._buffers(p, "exp_avg", "exp_avg_sq") for p in params]
+        exp_avgs, exp_avg_sqs = [s[0] for s in state], [s[1] for s in state]
+        torch._foreach_lerp_(exp_avgs, grads, self._per_param(params, "one_minus_beta1"))
+        torch._foreach_mul_(exp_avg_sqs, self._per_param(params, "beta2"))
+        scaled = torch._foreach_mul(grads, self._per_param(params, "one_minus_beta2"))
+        torch._foreach_addcmul_(exp_avg_sqs, scaled, grads)
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, [v[1] for v in views])  # / sqrt(bias correction 2)
+        torch._foreach_add_(denom, self._host["eps"])
+        steps = torch._foreach_mul(exp_avgs, [v[0] for v in views])  # × -step size
+        torch._foreach_addcdiv_(params, steps, denom)
 
 
 class MemberAdamW(MemberAdam):

@@ -181,6 +181,7 @@ class MemberRegularizer:
         self.include_batchnorm = self.template.include_batchnorm
         self.penalised = type(self.template).penalty is not Regularizer.penalty
         self.stepped = type(self.template).after_step is not Regularizer.after_step
+        self.active = self.penalised or self.stepped  # else neither hook does anything
         self.strengths: dict[str, Tensor] = {}
         for name in strengths:
             values = [getattr(m, name, None) for m in members]

@@ -34,6 +34,7 @@ HOW_KEYS = (
     "name",
     "threads",
     "compile",
+    "vmap_solo",
     "meta",  # notes of your own (+meta.note=...): recorded, never part of the result
     "launcher",
     "launcher.n_jobs",

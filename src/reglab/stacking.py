@@ -65,6 +65,7 @@ MUST_MATCH: tuple[str, ...] = (
     "trainer.profiler",
     "trainer.default_root_dir",
     "compile",
+    "vmap_solo",
     "logger",
     "data.on_device",
     "data.eval_batch_size",

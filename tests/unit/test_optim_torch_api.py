@@ -68,7 +68,12 @@ def test_per_member_hyperparameters_live_in_the_one_param_group():
         value = group[name]
         assert value.dtype == torch.float64 and value.shape == (3,) and value.device.type == "cpu"
     assert group["lr"].tolist() == [0.1, 0.2, 0.3] and group["dampening"] == 0.1
-    assert type(opt).zero_grad is torch.optim.Optimizer.zero_grad
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.zero_grad(set_to_none=False)  # torch's contract, both ways
+    assert all(p.grad is not None and not p.grad.any() for p in params)
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
     adam = MemberAdamW(params, betas=[(0.9, 0.99), (0.8, 0.9), (0.7, 0.95)], eps=1e-6)
     group = adam.param_groups[0]
     assert group["beta1"].tolist() == [0.9, 0.8, 0.7] and group["beta2"][2] == 0.95

@@ -5,10 +5,16 @@
 :class:`StackedNet` keeps a copy of the architecture (``body``) whose every parameter and
 buffer carries a leading *member axis* of size K, and a weightless template on the meta
 device. Its forward maps member k's tensors and member k's inputs through the template,
-vectorized by ``vmap(randomness="error")``: nothing random may happen inside (reglab's
-dropout draws counter-based masks, :mod:`reglab.models.dropout`), and each member's
-batchnorm keeps its own running statistics. Member k is exactly the solo model it was
-stacked from; :meth:`StackedNet.member_state_dict` gives it back.
+vectorized by ``vmap(randomness="error")``; what ``functional_call`` does is done by
+binding each tensor into its precomputed slot of the template (no per-call name lookups).
+Nothing random may happen inside (reglab's dropout draws counter-based masks,
+:mod:`reglab.models.dropout`), and each member's batchnorm keeps its own running
+statistics. Member k is exactly the solo model it was stacked from;
+:meth:`StackedNet.member_state_dict` gives it back.
+
+``vmap_solo=False`` lets a stack of one skip vmap: its forward calls the template on the
+member's own tensors directly, Lightning's own speed on small nets, and equal to the same
+member in a vmapped stack only up to float rounding (which chaotic runs amplify).
 
 Linear weights (2-d per member) are stored *in-major* (strides of (K, in, out), seen as
 (K, out, in)): the layout in which the batched matmul's backward produces their gradient,
@@ -22,7 +28,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from reglab.models.dropout import dropout_layers, set_stochastic
 from reglab.optim import select_members
@@ -52,7 +58,7 @@ def _slot(root: nn.Module, name: str) -> tuple[nn.Module, str]:
 class StackedNet(nn.Module):
     """K copies of one architecture; member k ↔ index k of every tensor (see module doc)."""
 
-    def __init__(self, models: Sequence[nn.Module]) -> None:
+    def __init__(self, models: Sequence[nn.Module], vmap_solo: bool = True) -> None:
         super().__init__()
         if not models:
             raise StackError("no models to stack")
@@ -75,6 +81,24 @@ class StackedNet(nn.Module):
             for name, _ in list(self.body.named_buffers()):
                 module, leaf = _slot(self.body, name)
                 module._buffers[leaf] = torch.stack([s[name] for s in states])
+        # Where each state tensor is in the body (``sources``: (module's table, leaf), read
+        # at every forward: keep() and .to() replace tensors in place) and where it goes in
+        # the template (``slots``: (module, leaf, is parameter, index into sources)); a tied
+        # tensor has one source and several slots. refresh() picks the slots a forward
+        # binds (``bound``) and the sources it reads (``used``).
+        index = {id(t): i for i, t in enumerate(self.state_tensors())}
+        is_param = {id(t) for t in self.body.parameters()}
+        named = [*self.body.named_parameters(remove_duplicate=False)]
+        named += [*self.body.named_buffers(remove_duplicate=False)]
+        sources, slots = [None] * len(index), []
+        for name, t in named:
+            module, leaf = _slot(self.body, name)
+            table = module._parameters if id(t) in is_param else module._buffers
+            sources[index[id(t)]] = (table, leaf)
+            slots.append((*_slot(self.template, name), id(t) in is_param, index[id(t)]))
+        self.__dict__["sources"], self.__dict__["slots"] = sources, slots
+        self.__dict__["dropout"] = [layer for _, layer in dropout_layers(self.body)]
+        self.direct = len(models) == 1 and not vmap_solo  # a stack of one without vmap
         self.refresh()
 
     @property
@@ -87,9 +111,16 @@ class StackedNet(nn.Module):
 
     def refresh(self) -> None:
         """The template's per-layer shortcuts after members changed (dropout p = 1 in all)."""
-        stacked = dict(dropout_layers(self.body))
+        stacked, idle = dict(dropout_layers(self.body)), set()
         for name, layer in dropout_layers(self.template):
-            layer.all_retained = bool((stacked[name].p == 1.0).all())
+            layer.all_retained = stacked[name].all_retained = bool((stacked[name].p == 1).all())
+            if layer.all_retained:  # its forward returns its input: its buffers stay unbound
+                idle.add(id(layer))
+        bound = [slot for slot in self.slots if id(slot[0]) not in idle]
+        used = sorted({slot[3] for slot in bound})
+        position = {i: j for j, i in enumerate(used)}
+        self.__dict__["bound"] = [(*slot[:3], position[slot[3]]) for slot in bound]
+        self.__dict__["used"] = [self.sources[i] for i in used]
 
     def train(self, mode: bool = True) -> StackedNet:
         super().train(mode)
@@ -102,28 +133,43 @@ class StackedNet(nn.Module):
 
     def set_mask_counter(self, counter: int | Tensor) -> None:
         """Every member's dropout-mask counter: its step, or ``-(i + 1)`` for MC pass i."""
-        for _, layer in dropout_layers(self.body):
-            layer.counter.copy_(torch.as_tensor(counter).expand_as(layer.counter))
+        for layer in self.dropout:
+            if not layer.all_retained:  # (its counter is never read)
+                layer.counter.copy_(torch.as_tensor(counter).expand_as(layer.counter))
 
     # -- forward ---------------------------------------------------------------------------
-    def _tensors(self, members: Tensor | None) -> tuple[dict, dict]:
-        params = dict(self.body.named_parameters())
-        buffers = dict(self.body.named_buffers())
+    def _tensors(self, members: Tensor | None) -> tuple[Tensor, ...]:
+        tensors = tuple(table[leaf] for table, leaf in self.used)  # what the forward reads
         if members is not None:  # evaluation of some members: copies, nothing written back
-            params = {n: p.index_select(0, members) for n, p in params.items()}
-            buffers = {n: b.index_select(0, members) for n, b in buffers.items()}
-        return params, buffers
+            tensors = tuple(t.index_select(0, members) for t in tensors)
+        return tensors
 
-    def _call(self, params: dict, buffers: dict, x: Tensor) -> Tensor:
-        if self.template.training != self.training:  # Lightning restores modes by attribute
-            self.template.train(self.training)
-        return functional_call(self.template, (params, buffers), (x,))
+    def _call(self, tensors: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        """The template's forward of ``x`` with ``tensors`` (one member's, under vmap) in
+        its slots; the meta placeholders go back after."""
+        template = self.template
+        if template.training != self.training:  # Lightning restores modes by attribute
+            template.train(self.training)
+        saved = []
+        for module, leaf, param, i in self.bound:
+            table = module._parameters if param else module._buffers
+            saved.append(table[leaf])
+            table[leaf] = tensors[i]
+        try:
+            return template(x)
+        finally:
+            for (module, leaf, param, _), old in zip(self.bound, saved, strict=True):
+                (module._parameters if param else module._buffers)[leaf] = old
 
     def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
         """Outputs (K, N, ...) of inputs x (K, N, ...), member k's input through member k;
         with ``members`` (a LongTensor, evaluation only) x holds those members' inputs."""
-        params, buffers = self._tensors(members)
-        return vmap(self._call, randomness="error")(params, buffers, x)
+        return self._run(self._tensors(members), x)
+
+    def _run(self, tensors: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        if self.direct:
+            return self._call(tuple(t[0] for t in tensors), x[0]).unsqueeze(0)
+        return vmap(self._call, randomness="error")(tensors, x)
 
     def forward_recording(
         self, x: Tensor, members: Tensor, kinds: tuple[type[nn.Module], ...]
@@ -132,7 +178,7 @@ class StackedNet(nn.Module):
         layer of the ``kinds`` given (activation statistics, :mod:`reglab.evaluation`)."""
         layers = [(n, m) for n, m in self.template.named_modules() if isinstance(m, kinds)]
 
-        def call(params, buffers, x):
+        def call(tensors, x):
             records: dict[str, tuple[Tensor, Tensor]] = {}
             hooks = [
                 m.register_forward_hook(
@@ -141,19 +187,17 @@ class StackedNet(nn.Module):
                 for name, m in layers
             ]
             try:
-                return self._call(params, buffers, x), records
+                return self._call(tensors, x), records
             finally:
                 for hook in hooks:
                     hook.remove()
 
-        params, buffers = self._tensors(members)
-        return vmap(call, randomness="error")(params, buffers, x)
+        return vmap(call, randomness="error")(self._tensors(members), x)
 
     def check(self, example: Tensor) -> None:
         """A trial forward (training mode, on copies) of ``example`` (K, N, ...); a module
         that vmap cannot run per member is named in a :class:`StackError`."""
-        params = {n: p.detach().clone() for n, p in self.body.named_parameters()}
-        buffers = {n: b.clone() for n, b in self.body.named_buffers()}
+        tensors = tuple(t.detach().clone() for t in self._tensors(None))
         active: list[str] = []  # the modules whose forward is running, innermost last
 
         def enter(name: str):
@@ -169,14 +213,13 @@ class StackedNet(nn.Module):
         self.train(True)
         try:
             with torch.no_grad():
-                vmap(self._call, randomness="error")(params, buffers, example)
+                self._run(tensors, example)
         except Exception as error:  # any failure is the reason
             kind = type(self.template.get_submodule(active[-1] if active else "")).__name__
             where = f"{active[-1]} ({kind})" if active and active[-1] else kind
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise StackError(
-                f"{where}: cannot run per member under torch.func.vmap: {reason}"
-            ) from None
+            how = "on a trial batch" if self.direct else "per member under torch.func.vmap"
+            raise StackError(f"{where}: cannot run {how}: {reason}") from None
         finally:
             self.train(was)
             for hook in hooks:
