@@ -75,8 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", nargs="+", type=int, default=[1, 4, 16, 64], help="stack sizes K")
     p.add_argument("--steps", type=int, default=300, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=30, help="steps before the clock starts")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="measure every arm this many times, interleaved; keep each one's best")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every arm this many times, interleaved; keep each one's best",
+    )
     p.add_argument("--fig9a-steps", type=int, default=200, help="timed steps of the fig9a stack")
     p.add_argument("--train-size", type=int, default=10000, help="training images (not fig9a)")
     p.add_argument("--threads", type=int, default=cores, help="torch threads of every arm")

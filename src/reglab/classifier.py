@@ -107,6 +107,8 @@ class StackedClassifier(pl.LightningModule):
             [build_model(c, input_shape, num_classes) for c in self.cfgs],
             vmap_solo=first.get("vmap_solo", True),
         )
+        if first.get("compile"):  # torch.compile in place: the state_dict keeps its names
+            self.net.compile()
         reg_cfg = _plain(first.regularizer)
         self.regularizer = MemberRegularizer(
             [instantiate(c.regularizer) for c in self.cfgs],

@@ -46,6 +46,27 @@ def test_a_users_trainer_fits_and_tests_a_composed_config():
     assert set(validated) == {"val/error", "val/loss"}
 
 
+def test_vmap_solo_false_trains_a_run_of_one_without_vmap():
+    cfg = compose_config(*SMALL, "vmap_solo=false")
+    module = StackedClassifier.from_configs([cfg])
+    assert module.net.direct
+    notebook_trainer(20).fit(module, datamodule=StackDataModule.from_configs([cfg]))
+    assert module.data.steps == [20]
+    assert not StackedClassifier.from_configs([cfg, cfg]).net.direct  # stacks stay vmapped
+
+
+@pytest.mark.slow  # torch.compile: about 10 s on 2 CPU cores
+def test_compile_true_compiles_the_stacked_net_and_trains_as_eager():
+    cfgs = [compose_config(*SMALL, f"seed={s}", "compile=true") for s in (0, 1)]
+    module = StackedClassifier.from_configs(cfgs)
+    assert module.net._compiled_call_impl is not None  # nn.Module.compile()
+    eager = StackedClassifier.from_configs([compose_config(*SMALL, f"seed={s}") for s in (0, 1)])
+    for m in (module, eager):
+        notebook_trainer(5).fit(m, datamodule=StackDataModule.from_configs(cfgs))
+    torch.testing.assert_close(module.last_loss, eager.last_loss, rtol=1e-4, atol=1e-5)
+    assert set(module.state_dict()) == set(eager.state_dict())  # checkpoints keep their keys
+
+
 def test_a_users_trainer_tests_each_member_of_a_stack():
     cfgs = [
         compose_config(*SMALL, f"seed={s}", f"optimizer.lr={lr}") for s, lr in ((0, 0.1), (1, 0.01))

@@ -230,6 +230,44 @@ def test_check_refuses_a_random_module_naming_it():
     StackedNet([nn.Sequential(nn.Linear(4, 4), nn.ReLU())] * 2).check(torch.randn(2, 3, 4))
 
 
+class ReadsAValue(nn.Module):
+    """Data-dependent Python control flow: fine in a plain forward, refused by vmap."""
+
+    def forward(self, x):
+        return x * 2 if x.sum().item() > 0 else x
+
+
+def test_vmap_solo_false_calls_a_stack_of_one_directly():
+    models = [nn.Sequential(OrderedDict(fc=nn.Linear(4, 4), gate=ReadsAValue()))]
+    with pytest.raises(StackError, match=r"^gate \(ReadsAValue\): cannot run per member"):
+        StackedNet(models).check(torch.randn(1, 3, 4))
+    direct = StackedNet(models, vmap_solo=False)
+    assert direct.direct
+    direct.check(torch.randn(1, 3, 4))  # no vmap: the model runs as it does alone
+    x = torch.randn(1, 3, 4)
+    # to rounding: the stack keeps linear weights in-major, another matmul operand layout
+    torch.testing.assert_close(direct(x)[0], models[0](x[0]), rtol=1e-5, atol=1e-6)
+    assert not StackedNet(models * 2, vmap_solo=False).direct  # a stack of two is vmapped
+
+
+@pytest.mark.parametrize("arch", ["mlp_relu_bn_drop", "cnn_bn_drop"])
+def test_a_direct_stack_of_one_trains_as_its_vmapped_self_up_to_rounding(arch):
+    """The same member, vmapped or called directly: outputs, gradients, batchnorm
+    statistics and dropout masks agree to float rounding (not bitwise: vmap's batched
+    matmul adds the bias after the product, addmm during it)."""
+    nets = [StackedNet([build(arch, 3)], vmap_solo=v).train() for v in (True, False)]
+    assert [net.direct for net in nets] == [False, True]
+    x = inputs(arch, k=1)
+    for net in nets:
+        net.set_mask_counter(5)
+        net(x).square().mean().backward()
+    vmapped, direct = nets
+    for (name, a), b in zip(vmapped.body.named_parameters(), direct.body.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+    for (name, a), b in zip(vmapped.body.named_buffers(), direct.body.buffers()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_a_users_nn_dropout_stacks_with_its_solo_masks():
     def user_model(seed):
         torch.manual_seed(seed)
