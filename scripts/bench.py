@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
         context["baseline"] = json.loads(found.read_text()) if found.exists() else {}
     rows: list[dict] = []
     try:
-        specs = plan(args)
+        specs = [s for s in plan(args) if not args.arms or s["arm"] in args.arms]
         for i, spec in enumerate(specs * args.rounds):  # rounds interleave the arms
             spec = spec | {"out": str(work / f"{i:02d}-{spec['model']}-{spec['arm']}")}
             rows = best_rows(rows + run_worker(spec, args, env))

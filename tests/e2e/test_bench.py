@@ -42,14 +42,16 @@ def test_smoke_run_prints_one_row_per_arm_and_stack_and_ends_with_one_json_line(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert json.loads(out.read_text()) == figures
-    # the table: (small, bn) × (bare, lightning, reglab K=1, K=2), then fig9a's one stack
+    # the table: (small, bn) × (bare, lightning, reglab K=1, K=2, direct), then fig9a's stack
     rows = re.findall(r"^│ (\w+)\s+│ (\w+)\s+│ (\d+) │", result.stdout, re.M)
     per_model = [("bare", "1"), ("lightning", "1"), ("reglab", "1"), ("reglab", "2")]
+    per_model.append(("direct", "1"))
     expected = [(m, a, k) for m in ("small", "bn") for a, k in per_model]
     assert rows == [*expected, ("fig9a", "reglab", "3")]
     assert "step time ratios" in result.stdout and "K=2 per member ÷ bare" in result.stdout
     for key in ("members_small_K2_over_bare", "members_bn_K2_over_bare",
                 "small_reglab_over_lightning", "bn_reglab_over_lightning",
+                "small_direct_over_lightning", "bn_direct_over_lightning",
                 "fig9a_step_ms", "fig9a_projected_h", "fig9a_eval_s"):  # fmt: skip
         assert isinstance(figures[key], float) and figures[key] > 0, key
     assert figures["smoke"] is True and figures["fig9a_members"] == 3
