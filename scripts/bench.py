@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", nargs="+", type=int, default=[1, 4, 16, 64], help="stack sizes K")
     p.add_argument("--steps", type=int, default=300, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=30, help="steps before the clock starts")
+    p.add_argument("--arms", nargs="+", choices=tuple(bench_arms.ARMS),
+                   help="only these arms (default: all)")  # fmt: skip
     p.add_argument(
         "--rounds",
         type=int,
