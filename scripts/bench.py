@@ -16,6 +16,8 @@ Parts (``--only``; each arm runs in its own process, see ``bench_arms.py``):
 * ``fig9a``: the paper-scale Fig. 9a sweep as one stack (30 members of 784-2048³-10),
   its bytes per step against the floor they imply at the measured bandwidth, one
   evaluation and checkpoint of all members, and the projected time of 10⁶ updates;
+* ``--against SRC``: another engine's ``src/`` (a ``git archive`` of an earlier commit)
+  measured as the arm ``against`` in the same run, interleaved with the others;
 * ``sweeps``: the quick sweeps through the real CLI, ``launcher=stacked`` against
   ``launcher=joblib``: wall time, agreement of the summaries, and where each sweep's time
   goes (start-up, data, training, evaluation, writing: ``summary.json``'s ``timing``)
@@ -75,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", nargs="+", type=int, default=[1, 4, 16, 64], help="stack sizes K")
     p.add_argument("--steps", type=int, default=300, help="timed steps per measurement")
     p.add_argument("--warmup", type=int, default=30, help="steps before the clock starts")
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="SRC",
+        help="another engine's src/ (e.g. a git archive of an earlier commit): "
+        'its reglab arm ("against") measured in this run, beside this one',
+    )
     p.add_argument("--arms", nargs="+", choices=tuple(bench_arms.ARMS),
                    help="only these arms (default: all)")  # fmt: skip
     p.add_argument(
@@ -199,7 +208,9 @@ def run_worker(spec: dict, args, env: dict) -> list[dict]:
     load = _load()
     print(f"… {spec['model']} / {spec['arm']} K={spec.get('members', [1])} (load {load})",
           flush=True)  # fmt: skip
-    if args.in_process:
+    if spec.get("src"):  # the --against engine: its reglab package first on the path
+        env = env | {"PYTHONPATH": os.pathsep.join([spec["src"], env.get("PYTHONPATH", "")])}
+    if args.in_process and not spec.get("src"):
         result = bench_arms.measure(spec)
     else:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
@@ -281,6 +292,8 @@ def plan(args) -> list[dict]:
             specs += [spec(model, "bare"), spec(model, "lightning")]
             specs.append(spec(model, "reglab", args.members))
             specs.append(spec(model, "direct"))
+            if args.against:
+                specs.append(spec(model, "against", args.members, src=str(args.against)))
     if "big" in args.only:
         specs += [spec("big", "bare"), spec("big", "reglab")]
     if "dataloader" in args.only:
@@ -309,9 +322,10 @@ def figures_of(rows: list[dict], context: dict) -> dict[str, Any]:
         figures[f"{name}_step_ms"] = 1000 * r["step_s"]
         figures[f"{name}_rss_mb"] = r["peak_rss_mb"]
         bare = find.get((r["model"], "bare", 1))
-        if r["arm"] == "reglab" and r["model"] in ("small", "bn"):
-            figures[f"members_{r['model']}_K{k}_over_bare"] = ratio(r, bare, per=k)
-            figures[f"members_{r['model']}_K{k}_over_bare_cpu"] = ratio(r, bare, "cpu_s", k)
+        if r["arm"] in ("reglab", "against") and r["model"] in ("small", "bn"):
+            prefix = "members" if r["arm"] == "reglab" else "against"
+            figures[f"{prefix}_{r['model']}_K{k}_over_bare"] = ratio(r, bare, per=k)
+            figures[f"{prefix}_{r['model']}_K{k}_over_bare_cpu"] = ratio(r, bare, "cpu_s", k)
         if "bytes" in r:
             figures[f"{name}_bytes"] = r["bytes"]["total"]
         if "over_floor" in r:
@@ -324,9 +338,12 @@ def figures_of(rows: list[dict], context: dict) -> dict[str, Any]:
         if reglab and lightning:
             figures[f"{model}_reglab_over_lightning"] = ratio(reglab, lightning)
             figures[f"{model}_reglab_over_lightning_cpu"] = ratio(reglab, lightning, "cpu_s")
-        direct = find.get((model, "direct", 1))
-        if direct and lightning:
-            figures[f"{model}_direct_over_lightning"] = ratio(direct, lightning)
+        for arm in ("direct", "against"):
+            found = find.get((model, arm, 1))
+            if found and lightning:
+                figures[f"{model}_{arm}_over_lightning"] = ratio(found, lightning)
+            if found and bare:
+                figures[f"{model}_{arm}_over_bare"] = ratio(found, bare)
         if lightning and bare:
             figures[f"{model}_lightning_over_bare"] = ratio(lightning, bare)
     loader, reglab = find.get(("small", "dataloader", 1)), find.get(("small", "reglab", 1))

@@ -356,6 +356,7 @@ def arm_direct(spec: dict, out: Path) -> list[dict]:
 ARMS = {
     "reglab": arm_reglab,
     "direct": arm_direct,
+    "against": arm_reglab,  # another engine's reglab (bench.py --against: its src first)
     "bare": arm_bare,
     "lightning": arm_lightning,
     "dataloader": arm_dataloader,

@@ -122,24 +122,26 @@ def ratios_table(figures: dict[str, Any], members: list[int]):
     cols += [f"K={k} per member ÷ bare" + (f" ({k16})" if k == 16 else "") for k in stacks]
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
-    for model in ("small", "bn", "big"):
+    rows = [(model, "reglab", "members") for model in ("small", "bn", "big")]
+    rows += [(model, "against", "against") for model in ("small", "bn")]  # bench --against
+    for model, arm, prefix in rows:
         cells = [
             _met(
-                figures.get(f"{model}_reglab_over_lightning"),
+                figures.get(f"{model}_{arm}_over_lightning"),
                 goal.get(f"{model}_reglab_over_lightning"),
             ),
             _met(
-                figures.get(f"{model}_direct_over_lightning"),
+                figures.get(f"{model}_direct_over_lightning") if arm == "reglab" else None,
                 goal.get(f"{model}_direct_over_lightning"),
             ),
             fmt(figures.get(f"{model}_lightning_over_bare")),
-            _met(figures.get(f"{model}_reglab_over_bare"), goal.get(f"{model}_reglab_over_bare")),
+            _met(figures.get(f"{model}_{arm}_over_bare"), goal.get(f"{model}_reglab_over_bare")),
         ]
         for k in stacks:
-            key = f"members_{model}_K{k}_over_bare"
-            cells.append(_met(figures.get(key), goal.get(key)))
-        if any(c != "—" for c in cells):
-            table.add_row(model, *cells)
+            key = f"{prefix}_{model}_K{k}_over_bare"
+            cells.append(_met(figures.get(key), goal.get(f"members_{model}_K{k}_over_bare")))
+        if any(c != "—" for c in cells[:1] + cells[3:]):
+            table.add_row(model if arm == "reglab" else f"{model} (--against)", *cells)
     return table
 
 

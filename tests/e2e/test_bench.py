@@ -168,6 +168,41 @@ def test_smoke_settings_are_tiny_and_skip_the_sweeps():
     assert bench.parse_args(["--device", "cuda"]).only == ["members", "fig9a"]
 
 
+def test_against_adds_another_engines_reglab_arm_beside_this_ones(tmp_path):
+    args = bench.parse_args(
+        ["--only", "members", "--against", str(tmp_path), "--members", "1", "4"]
+    )
+    twins = [s for s in bench.plan(args) if s["arm"] == "against"]
+    assert [(s["model"], s["members"], s["src"]) for s in twins] == [
+        (m, [1, 4], str(tmp_path)) for m in ("small", "bn")
+    ]
+    rows = [{"model": "bn", "arm": a, "members": k, "step_s": t, "cpu_s": t, "peak_rss_mb": 1}
+            for a, k, t in (("bare", 1, 1.0), ("lightning", 1, 1.5), ("against", 1, 3.0),
+                            ("against", 4, 2.0), ("against", 1, 2.4))]  # fmt: skip
+    best = bench.best_rows(rows)  # rounds: each arm's best, in first-seen order
+    assert [(r["arm"], r["members"], r["step_s"]) for r in best][2:] == [
+        ("against", 1, 2.4),
+        ("against", 4, 2.0),
+    ]
+    figures = bench.figures_of(best, {})
+    assert figures["bn_against_over_lightning"] == pytest.approx(1.6)
+    assert figures["against_bn_K4_over_bare"] == pytest.approx(0.5)
+    assert "members_bn_K4_over_bare" not in figures  # this engine's figures stay its own
+
+
+def test_best_of_blocks_is_the_fastest_blocks_time_per_step():
+    clock = bench.bench_arms.Clock("cpu")
+    clock.start()
+    clock.marks = [
+        0.0,
+        *[0.1 * (i + 1) for i in range(5)],
+        *[0.5 + 0.05 * (i + 1) for i in range(5)],
+    ]
+    clock.wall, clock.cpu = 0.75, 0.75
+    assert clock.best_step_s(10) == pytest.approx(0.05)  # blocks of 2 steps: 0.2 … 0.1
+    assert clock.row({"arm": "x", "model": "y", "steps": 10})["mean_step_s"] == 0.075
+
+
 def test_targets_follow_the_thread_count():
     two, one = bench.bench_report.targets(2), bench.bench_report.targets(1)
     assert two["members_small_K16_over_bare"] == two["members_bn_K16_over_bare"] == (0.4, "max")

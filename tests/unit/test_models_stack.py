@@ -262,9 +262,9 @@ def test_a_direct_stack_of_one_trains_as_its_vmapped_self_up_to_rounding(arch):
         net.set_mask_counter(5)
         net(x).square().mean().backward()
     vmapped, direct = nets
-    for (name, a), b in zip(vmapped.body.named_parameters(), direct.body.parameters()):
+    for (name, a), b in zip(vmapped.body.named_parameters(), direct.body.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
-    for (name, a), b in zip(vmapped.body.named_buffers(), direct.body.buffers()):
+    for (name, a), b in zip(vmapped.body.named_buffers(), direct.body.buffers(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 

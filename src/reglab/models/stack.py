@@ -110,7 +110,8 @@ class StackedNet(nn.Module):
         yield from self.body.buffers()
 
     def refresh(self) -> None:
-        """The template's per-layer shortcuts after members changed (dropout p = 1 in all)."""
+        """After members changed: which dropout layers keep every unit in every member
+        (p = 1: skipped), and so which tensors a forward binds."""
         stacked, idle = dict(dropout_layers(self.body)), set()
         for name, layer in dropout_layers(self.template):
             layer.all_retained = stacked[name].all_retained = bool((stacked[name].p == 1).all())
