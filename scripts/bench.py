@@ -296,6 +296,8 @@ def plan(args) -> list[dict]:
                 specs.append(spec(model, "against", args.members, src=str(args.against)))
     if "big" in args.only:
         specs += [spec("big", "bare"), spec("big", "reglab")]
+        if args.against:
+            specs.append(spec("big", "against", src=str(args.against)))
     if "dataloader" in args.only:
         specs.append(spec("small", "dataloader"))
     if "fig9a" in args.only:

@@ -123,7 +123,7 @@ def ratios_table(figures: dict[str, Any], members: list[int]):
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     rows = [(model, "reglab", "members") for model in ("small", "bn", "big")]
-    rows += [(model, "against", "against") for model in ("small", "bn")]  # bench --against
+    rows += [(model, "against", "against") for model in ("small", "bn", "big")]  # --against
     for model, arm, prefix in rows:
         cells = [
             _met(
