@@ -29,7 +29,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from reglab import optim
+from reglab import optim, schedules
 from reglab.config_keys import OPTIMIZER_TARGETS
 from reglab.evaluation import evaluate_members, probe_members
 from reglab.models.dropout import bind_dropout
@@ -116,7 +116,7 @@ class StackedClassifier(pl.LightningModule):
             torch.device("cpu"),
         )
         make_scheduler = instantiate(first.scheduler) if first.get("scheduler") else None
-        self.schedules = optim.MemberSchedules(
+        self.schedules = schedules.MemberSchedules(
             make_scheduler, [float(_plain(c.optimizer)["lr"]) for c in self.cfgs]
         )
         ramp = first.get("momentum_ramp")
@@ -209,7 +209,7 @@ class StackedClassifier(pl.LightningModule):
     def _set_momentum(self, steps: list[int]) -> None:
         """Each member's momentum from its own ramp step (Srivastava App. A.1)."""
         if self.ramp:
-            value = [optim.momentum_at(s, **self.ramp) for s in steps]
+            value = [schedules.momentum_at(s, **self.ramp) for s in steps]
             opt = self.optimizers().optimizer
             name = "beta1" if hasattr(opt, "betas") else "momentum"
             opt.set_hyperparameters(**{name: value})

@@ -1,6 +1,6 @@
 """reglab.optim: stacked per-member optimizers against torch.optim run per member (own
 hyperparameters, changed between steps, members moved, dropped and kept apart).
-MemberSchedules: test_optim_schedules.py; the torch.optim.Optimizer API:
+MemberSchedules and momentum_at: test_schedules.py; the torch.optim.Optimizer API:
 test_optim_torch_api.py; under Lightning: test_optim_lightning.py."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from conftest import CONF
 from optim_reference import TORCH, Member, assert_same, member_grads, run, stack, stacked_kwargs
 
 from reglab import optim
-from reglab.optim import MemberAdam, MemberAdamW, MemberSGD, momentum_at
+from reglab.optim import MemberAdam, MemberAdamW, MemberSGD
+from reglab.schedules import momentum_at
 
 SINGLE = [
     (MemberSGD, dict(lr=0.05, momentum=0.9)),

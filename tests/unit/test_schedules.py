@@ -1,4 +1,4 @@
-"""reglab.optim.MemberSchedules: each member's lr schedule follows its own epochs, as one
+"""reglab.schedules.MemberSchedules: each member's lr schedule follows its own epochs, as one
 torch lr_scheduler per member would, and is saved and restored alone."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import torch
 from optim_reference import Member, assert_same, run, stack
 
-from reglab.optim import MemberSchedules, MemberSGD
+from reglab.optim import MemberSGD
+from reglab.schedules import MemberSchedules
 
 SCHEDULERS = [
     functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3, gamma=0.5),
