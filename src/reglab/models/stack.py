@@ -134,9 +134,10 @@ class StackedNet(nn.Module):
 
     def set_mask_counter(self, counter: int | Tensor) -> None:
         """Every member's dropout-mask counter: its step, or ``-(i + 1)`` for MC pass i."""
+        value = torch.as_tensor(counter)
         for layer in self.dropout:
             if not layer.all_retained:  # (its counter is never read)
-                layer.counter.copy_(torch.as_tensor(counter).expand_as(layer.counter))
+                layer.counter.copy_(value.expand_as(layer.counter))
 
     # -- forward ---------------------------------------------------------------------------
     def _tensors(self, members: Tensor | None) -> tuple[Tensor, ...]:
