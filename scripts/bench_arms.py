@@ -31,12 +31,12 @@ CONF = ROOT / "conf"
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # the templates' normalisation constants
 
 
-def compose(overrides: list[str], out_dir: Path | None = None):
+def compose(overrides: list[str], out_dir: Path | None = None, conf: Path = CONF):
     """The config ``reglab-train`` would run with (reglab's resolvers registered);
     CSV/TensorBoard loggers into ``out_dir``."""
     from reglab.resolvers import compose as reglab_compose
 
-    cfg = reglab_compose(overrides, config_dir=str(CONF))
+    cfg = reglab_compose(overrides, config_dir=str(conf))
     for logger in (cfg.get("logger") or {}).values():  # ${hydra:runtime.output_dir} otherwise
         if "save_dir" in logger:
             logger.save_dir = str(out_dir)
@@ -301,7 +301,9 @@ def member_configs(spec: dict, k: int, out: Path) -> list:
 
     from omegaconf import OmegaConf
 
-    cfg = compose(spec["overrides"], out)
+    # the against arm's engine with its own conf/ (beside its src/)
+    conf = Path(spec["src"]).parent / "conf" if spec.get("src") else CONF
+    cfg = compose(spec["overrides"], out, conf)
     clock = {"_target_": f"{__name__}.step_clock", "warmup": spec["warmup"],
              "steps": spec["steps"], "device": spec["device"],
              "extras": bool(spec.get("extras"))}  # fmt: skip

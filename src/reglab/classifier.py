@@ -18,6 +18,7 @@ In a notebook::
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +39,8 @@ from reglab.regularizers import MemberRegularizer, strength_names, zero_fraction
 from reglab.seeding import Stream, stream_seed
 from reglab.train_sums import TrainSums
 from reglab.validation import ConfigError, check_optimizer
+
+log = logging.getLogger("reglab")
 
 #: torch.optim classes of conf/optimizer and their member-aware versions (reglab.optim).
 MEMBER_OPTIMIZERS = dict(
@@ -105,7 +108,7 @@ class StackedClassifier(pl.LightningModule):
         first = self.cfgs[0]
         self.net = StackedNet(
             [build_model(c, input_shape, num_classes) for c in self.cfgs],
-            vmap_solo=first.get("vmap_solo", True),
+            vmap_solo=first.get("vmap_solo", "auto"),
         )
         if first.get("compile"):  # torch.compile in place: the state_dict keeps its names
             self.net.compile()
@@ -174,6 +177,10 @@ class StackedClassifier(pl.LightningModule):
         self._lr = None
         x, _ = self.data.next_batch()
         self.net.check(x[:, :2])
+        with self.trainer.precision_plugin.train_step_context():
+            differs = self.net.choose_solo_path(x)  # vmap_solo=auto: skip vmap if equal
+        if differs:
+            log.info("vmap_solo=auto: %s; this run of one stays vmapped", differs)
         self.regularizer.check(self.reg_params(), self.lr_tensor())
 
     # -- the step --------------------------------------------------------------------------

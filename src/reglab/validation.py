@@ -49,7 +49,7 @@ Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("seed", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     ("threads", lambda v: v is None or (_is_int(v) and v > 0), "null or an integer > 0"),
-    ("vmap_solo", lambda v: isinstance(v, bool), "true or false"),
+    ("vmap_solo", lambda v: v is True or v is False or v == "auto", "auto, true or false"),
     ("dropout.p_input", lambda v: _is_num(v) and 0 < v <= 1, "a retention probability in (0, 1]"),
     ("dropout.p_hidden", lambda v: _is_num(v) and 0 < v <= 1, "a retention probability in (0, 1]"),
     ("dropout.mode", lambda v: v in ("inverted", "weight_scaling"), "inverted or weight_scaling"),

@@ -127,7 +127,7 @@ BAD = [
     ("data.train_size=0", "data.train_size=0: must be null or an integer > 0"),
     ("data.crop=0", "data.crop=0: must be null or an integer > 0"),
     ("data.binarize=maybe", "data.binarize='maybe': must be true or false"),
-    ("vmap_solo=1", "vmap_solo=1: must be true or false"),
+    ("vmap_solo=1", "vmap_solo=1: must be auto, true or false"),
     ("data.crop=29", "data.crop=29: must be <= 28 (image size)"),
     ("experiment=data_size data.train_size=null", "reglab.updates_for needs a training-set size"),
     ("model=cnn model.kernel_size=4", "model.kernel_size=4: must be an odd integer > 0"),

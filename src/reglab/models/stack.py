@@ -12,9 +12,12 @@ Nothing random may happen inside (reglab's dropout draws counter-based masks,
 statistics. Member k is exactly the solo model it was stacked from;
 :meth:`StackedNet.member_state_dict` gives it back.
 
-``vmap_solo=False`` lets a stack of one skip vmap: its forward calls the template on the
-member's own tensors directly, Lightning's own speed on small nets, and equal to the same
-member in a vmapped stack only up to float rounding (which chaotic runs amplify).
+A stack of one may skip vmap (``vmap_solo``): its forward then calls the template on the
+member's own tensors under :class:`~reglab.models.vmap_order.VmapOrder`, which splits
+fused ops as vmap's batching rules do. With ``"auto"`` (the default) that direct call is
+used only once :meth:`StackedNet.choose_solo_path` has found it bitwise equal to the
+vmapped one on a trial step; ``True`` always vmaps; ``False`` always calls directly (also
+a model vmap refuses), trusting rounding.
 
 Linear weights (2-d per member) are stored *in-major* (strides of (K, in, out), seen as
 (K, out, in)): the layout in which the batched matmul's backward produces their gradient,
@@ -31,7 +34,10 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from reglab.models.dropout import dropout_layers, set_stochastic
+from reglab.models.vmap_order import VmapOrder
 from reglab.optim import select_members
+
+_TRIAL_PARTS = ("output", "gradients", "state", "evaluation")
 
 
 class StackError(ValueError):
@@ -58,8 +64,10 @@ def _slot(root: nn.Module, name: str) -> tuple[nn.Module, str]:
 class StackedNet(nn.Module):
     """K copies of one architecture; member k ↔ index k of every tensor (see module doc)."""
 
-    def __init__(self, models: Sequence[nn.Module], vmap_solo: bool = True) -> None:
+    def __init__(self, models: Sequence[nn.Module], vmap_solo: bool | str = "auto") -> None:
         super().__init__()
+        if vmap_solo not in (True, False, "auto"):
+            raise ValueError(f"vmap_solo={vmap_solo!r}: allowed are true, false, auto")
         if not models:
             raise StackError("no models to stack")
         first = _signature(models[0])
@@ -98,7 +106,9 @@ class StackedNet(nn.Module):
             slots.append((*_slot(self.template, name), id(t) in is_param, index[id(t)]))
         self.__dict__["sources"], self.__dict__["slots"] = sources, slots
         self.__dict__["dropout"] = [layer for _, layer in dropout_layers(self.body)]
-        self.direct = len(models) == 1 and not vmap_solo  # a stack of one without vmap
+        # A stack of one without vmap; "auto" waits for choose_solo_path().
+        self.direct = len(models) == 1 and vmap_solo is False
+        self.vmap_solo = vmap_solo if len(models) == 1 else True
         self.refresh()
 
     @property
@@ -170,7 +180,10 @@ class StackedNet(nn.Module):
 
     def _run(self, tensors: tuple[Tensor, ...], x: Tensor) -> Tensor:
         if self.direct:
-            return self._call(tuple(t[0] for t in tensors), x[0]).unsqueeze(0)
+            member = tuple(t.squeeze(0) for t in tensors)  # a view whose backward is too
+            with VmapOrder():  # (only the template's own ops go through the mode)
+                out = self._call(member, x[0])
+            return out.unsqueeze(0)
         return vmap(self._call, randomness="error")(tensors, x)
 
     def forward_recording(
@@ -226,6 +239,40 @@ class StackedNet(nn.Module):
             self.train(was)
             for hook in hooks:
                 hook.remove()
+
+    def choose_solo_path(self, batch: Tensor) -> str | None:
+        """``vmap_solo="auto"`` at K = 1: one training step (output, gradients, updated
+        buffers) and one evaluation forward of ``batch``, on copies, through vmap and
+        directly; the direct call is kept when all are bitwise equal. Returns what differed
+        (the stack stays vmapped), or None."""
+        if self.vmap_solo != "auto":
+            return None
+        vmapped, direct = self._trial(False, batch), self._trial(True, batch)
+        for what, a, b in zip(_TRIAL_PARTS, vmapped, direct, strict=True):
+            if not all(torch.equal(u, v) for u, v in zip(a, b, strict=True)):
+                return f"the direct call's {what} differs from vmap's in rounding"
+        self.direct = True
+        return None
+
+    def _trial(self, direct: bool, batch: Tensor) -> list[list[Tensor]]:
+        was = self.direct, self.training
+        tensors = [
+            table[leaf].detach().clone().requires_grad_(table[leaf].requires_grad)
+            for table, leaf in self.used
+        ]
+        params = [t for t in tensors if t.requires_grad]
+        try:
+            self.direct = direct
+            out = self.train(True)._run(tuple(tensors), batch)
+            cotangent = torch.linspace(-1, 1, out.numel(), device=out.device).view_as(out)
+            grads = torch.autograd.grad(out, params, cotangent.to(out.dtype), allow_unused=True)
+            with torch.no_grad():
+                evaluated = self.train(False)._run(tuple(t.detach() for t in tensors), batch)
+        finally:
+            self.direct = was[0]
+            self.train(was[1])
+        grads = [g for g in grads if g is not None]
+        return [[out.detach()], grads, [t.detach() for t in tensors], [evaluated]]
 
     # -- members ---------------------------------------------------------------------------
     def member_state_dict(self, k: int) -> dict[str, Tensor]:
