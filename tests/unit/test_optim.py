@@ -120,8 +120,8 @@ def test_momentum_at_ramps_linearly_then_holds():
 
 def test_unchanged_hyperparameters_are_not_uploaded(monkeypatch):
     uploads = []
-    upload = optim._upload
-    monkeypatch.setattr(optim, "_upload", lambda *a: uploads.append(1) or upload(*a))
+    upload = optim.member._upload  # where the coefficient blocks are uploaded
+    monkeypatch.setattr(optim.member, "_upload", lambda *a: uploads.append(1) or upload(*a))
     members = [Member(k, MemberSGD, lr=0.1, momentum=0.9) for k in range(2)]
     params = stack(members)
     opt = MemberSGD(params, lr=[0.1, 0.1], momentum=0.9)

@@ -91,8 +91,8 @@ def test_writes_to_the_param_group_are_used_by_the_next_step(write, monkeypatch)
     opt = MemberSGD(params, lr=0.1, momentum=0.9)
     run(opt, params, members, 3)
     uploads = []
-    upload = optim._upload
-    monkeypatch.setattr(optim, "_upload", lambda *a: uploads.append(1) or upload(*a))
+    upload = optim.member._upload  # where the coefficient blocks are uploaded
+    monkeypatch.setattr(optim.member, "_upload", lambda *a: uploads.append(1) or upload(*a))
     group = opt.param_groups[0]
     if write == "float":
         group["lr"], lrs = 0.03, [0.03, 0.03]
