@@ -7,7 +7,7 @@ LAUNCHER ?= joblib
 ARGS ?=
 JOBS ?= 2
 
-.PHONY: install system-deps train test test-fast lint format sweep report bench gpu-bundle tensorboard slurm-start slurm-stop clean
+.PHONY: install system-deps train test test-fast lint format sweep report bench bench-parts gpu-bundle tensorboard slurm-start slurm-stop clean
 
 install:  ## make a venv and install reglab with its dev tools
 	python3 -m venv $(VENV)
@@ -43,6 +43,9 @@ report:  ## the HTML report of the latest sweep of each experiment: reports/inde
 
 bench:  ## per-step cost of stacks (through the Trainer) vs a bare loop, Lightning, DataLoader; sweeps stacked vs joblib and where their time goes (scripts/bench.py; ARGS="--only sweeps", "--device cuda", "--baseline DIR")
 	$(PY) scripts/bench.py $(ARGS)
+
+bench-parts:  ## one stacked step's parts (vmap vs a hand-written baddbmm stack, VmapOrder vs a plain call, MemberSGD vs torch SGD), in one process (scripts/bench_parts.py)
+	$(PY) scripts/bench_parts.py $(ARGS)
 
 gpu-bundle:  ## wheels (hydra, omegaconf, submitit, reglab) and gzipped MNIST for an offline GPU machine with its own torch and Lightning, into .whl/ (then: bash scripts/gpu_check.sh there)
 	PY=$(PY) bash scripts/build_gpu_bundle.sh

@@ -181,6 +181,8 @@ class StackedClassifier(pl.LightningModule):
             differs = self.net.choose_solo_path(x)  # vmap_solo=auto: skip vmap if equal
         if differs:
             log.info("vmap_solo=auto: %s; this run of one stays vmapped", differs)
+        elif self.net.direct and self.net.vmap_solo == "auto":
+            log.info("vmap_solo=auto: the trial step matched vmap bit for bit; direct calls")
         self.regularizer.check(self.reg_params(), self.lr_tensor())
 
     # -- the step --------------------------------------------------------------------------
