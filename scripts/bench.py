@@ -37,12 +37,10 @@ import argparse
 import json
 import os
 import platform
-import pty
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -55,9 +53,10 @@ import bench_gpu
 import bench_report
 import bench_startup
 import bench_sweeps
+from bench_process import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT, MARK = "BENCH_RESULT ", "BENCH_MARK "
+RESULT = "BENCH_RESULT "
 MODELS = {
     "small": ["model=mlp", "model.hidden=[64,128,64]", "model.batchnorm=true", "optimizer=adam",
               "data.batch_size=128", "data.val_size=5000"],
@@ -161,46 +160,6 @@ def _uptime() -> str:
         return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def spawn(cmd: list[str], log: Path, console: str, env: dict, timeout: float, check=True) -> str:
-    """Run ``cmd`` with its output in ``log`` (through a pseudo-terminal if asked)."""
-    with log.open("wb") as sink:
-        if console == "tty":
-            master, slave = pty.openpty()
-            env = {**env, "TERM": os.environ.get("TERM", "xterm"), "COLUMNS": "120"}
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                                    env=env)  # fmt: skip
-            os.close(slave)
-
-            def drain() -> None:
-                while True:
-                    try:
-                        chunk = os.read(master, 65536)
-                    except OSError:  # EIO: the child closed the terminal
-                        return
-                    if not chunk:
-                        return
-                    sink.write(chunk)
-
-            reader = threading.Thread(target=drain, daemon=True)
-            reader.start()
-            try:
-                proc.wait(timeout=timeout)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                reader.join(timeout=5)
-                os.close(master)
-        else:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sink,
-                                  stderr=subprocess.STDOUT, env=env, timeout=timeout)  # fmt: skip
-    text = log.read_text(errors="replace").replace("\r\n", "\n")
-    if check and proc.returncode != 0:
-        tail = "\n".join(text.splitlines()[-40:])
-        raise RuntimeError(f"{' '.join(cmd[:3])}… exited {proc.returncode}; log {log}:\n{tail}")
-    return text
-
-
 def run_worker(spec: dict, args, env: dict) -> list[dict]:
     out = Path(spec["out"])
     shutil.rmtree(out, ignore_errors=True)
@@ -234,30 +193,6 @@ def best_rows(rows: list[dict]) -> list[dict]:
         if key not in best or r["step_s"] < best[key]["step_s"]:
             best[key] = r
     return list(best.values())
-
-
-def measure_startup(overrides: list[str], out: Path, args, env: dict) -> dict:
-    """``reglab-train`` in a subprocess: seconds from spawning it to its first step."""
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    cmd = [sys.executable, "-c", bench_arms.STARTUP_PROBE, *overrides, f"hydra.run.dir={out}/run"]
-    spawned = time.time()
-    text = spawn(cmd, out / "startup.log", args.console, env, args.timeout)
-    marks: dict[str, float] = {}
-    for line in text.splitlines():
-        if MARK in line:
-            key, value = line.split(MARK, 1)[1].split()[:2]
-            marks.setdefault(key, float(value))
-    if "first_step" not in marks:
-        raise RuntimeError(f"no first training step seen; see {out / 'startup.log'}")
-    return {
-        "startup_s": marks["first_step"] - spawned,
-        "interpreter_s": marks["python"] - spawned,
-        "imports_s": marks["imported"] - marks["python"],
-        "config_s": marks["build_data"] - marks["imported"],
-        "data_to_first_step_s": marks["first_step"] - marks["build_data"],
-        "peak_rss_mb": marks.get("peak_rss_mb"),
-    }
 
 
 # --------------------------------------------------------------------------------------
@@ -406,7 +341,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"… reglab-train start → first step (load {_load()})", flush=True)
             probe = [f"threads={args.threads}", *args.overrides]
             cpu = bench_startup.children_cpu()
-            context["startup"] = measure_startup(probe, work / "startup", args, env)
+            run = lambda cmd, log, env: spawn(cmd, log, args.console, env, args.timeout)  # noqa: E731
+            context["startup"] = bench_startup.measure_startup(probe, work / "startup", env, run)
             context["startup"]["cpu_s"] = bench_startup.children_cpu() - cpu
             repeat = 1 if args.smoke else 3
             context["startup"] |= bench_startup.measure_cli(work / "cli", env, repeat)

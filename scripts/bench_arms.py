@@ -385,29 +385,3 @@ def measure(spec: dict) -> dict:
         warnings.simplefilter("ignore")
         rows = ARMS[spec["arm"]](spec, Path(spec["out"]))
     return {"arm": spec["arm"], "model": spec["model"], "rows": rows, "peak_rss_mb": peak_rss_mb()}
-
-
-# The startup probe: exactly the ``reglab-train`` console script (``reglab.train:main``),
-# with a mark printed when imports are done, when the data is loaded and at the first
-# training step (the module's ``training_step``, called by Lightning's loop), where it exits.
-STARTUP_PROBE = """
-import os, sys, time
-print("BENCH_MARK python", time.time(), flush=True)
-import reglab.classifier, reglab.run
-def first_step(self, dataloader_iter):
-    print("BENCH_MARK first_step", time.time(), flush=True)
-    status = open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""
-    hwm = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
-    print("BENCH_MARK peak_rss_mb", int(hwm[0]) / 1024 if hwm else "nan", flush=True)
-    os._exit(0)  # the start is measured; the rest of the run is not needed
-reglab.classifier.StackedClassifier.training_step = first_step
-load_data = reglab.run._load_data
-def timed_load_data(*args, **kwargs):
-    print("BENCH_MARK build_data", time.time(), flush=True)
-    return load_data(*args, **kwargs)
-reglab.run._load_data = timed_load_data
-import reglab.train
-print("BENCH_MARK imported", time.time(), flush=True)
-sys.argv = ["reglab-train", *sys.argv[1:]]
-reglab.train.main()
-"""
