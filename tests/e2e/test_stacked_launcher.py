@@ -27,7 +27,7 @@ from inprocess import run_main
 from omegaconf import OmegaConf
 
 import reglab.run
-from hydra_plugins.reglab_stacked_launcher import execution, stacked_launcher
+from hydra_plugins.reglab_stacked_launcher import execution, slurm_launcher, stacked_launcher
 from reglab import train
 from reglab.progress import SweepWatcher
 from reglab.summary import write_json_atomic
@@ -101,8 +101,10 @@ def test_plugin_is_discovered_and_imports_no_torch():
         "from hydra.core.plugins import Plugins\n"
         "from hydra.plugins.launcher import Launcher\n"
         "names = {f'{c.__module__}.{c.__name__}' for c in Plugins.instance().discover(Launcher)}\n"
-        "mod = 'hydra_plugins.reglab_stacked_launcher.stacked_launcher'\n"
-        "assert {mod + '.StackedLauncher', mod + '.StackedSlurmLauncher'} <= names, names\n"
+        "pkg = 'hydra_plugins.reglab_stacked_launcher'\n"
+        "expected = {pkg + '.stacked_launcher.StackedLauncher',\n"
+        "            pkg + '.slurm_launcher.StackedSlurmLauncher'}\n"
+        "assert expected <= names, names\n"
         "heavy = {'torch', 'pytorch_lightning', 'lightning', 'pandas'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
@@ -137,7 +139,7 @@ def test_default_memory_budget(tmp_path, monkeypatch):
     gpu, cpu = [{"trainer": {"accelerator": "gpu"}}], [{"trainer": {"accelerator": "cpu"}}]
     assert execution.default_budget(gpu, n_procs=2) == (int(0.8 * 1000 * 2**20) // 2, "gpu")
     assert execution.default_budget(cpu, n_procs=1) == (int(0.25 * execution.ram_bytes()), "cpu")
-    slurm = stacked_launcher.StackedSlurmLauncher(mem_gb=8)
+    slurm = slurm_launcher.StackedSlurmLauncher(mem_gb=8)
     assert slurm.budget(gpu) == (None, "gpu") and slurm.budget(cpu) == (4 * 2**30, "cpu")
     assert stacked_launcher.StackedLauncher(memory_gb=1.5).budget(gpu) == (3 * 2**29, "gpu")
 
@@ -373,8 +375,8 @@ def _assert_job_lines(out: str, n: int) -> None:
 @pytest.mark.slow  # > 5 s: not in make test-fast
 def test_stacks_as_submitit_jobs(tmp_path, monkeypatch, engine, capsys):
     """The SLURM launcher's path with submitit's local executor in SLURM's place."""
-    monkeypatch.setattr(stacked_launcher.StackedSlurmLauncher, "_EXECUTOR", "local")
-    monkeypatch.setattr(stacked_launcher.StackedSlurmLauncher, "poll_s", 0.2)
+    monkeypatch.setattr(slurm_launcher.StackedSlurmLauncher, "_EXECUTOR", "local")
+    monkeypatch.setattr(slurm_launcher.StackedSlurmLauncher, "poll_s", 0.2)
     monkeypatch.setenv(
         "PYTHONPATH",
         os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),

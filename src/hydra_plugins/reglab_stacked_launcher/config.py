@@ -10,14 +10,14 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-_MODULE = "hydra_plugins.reglab_stacked_launcher.stacked_launcher"
+_PACKAGE = "hydra_plugins.reglab_stacked_launcher"
 
 
 @dataclass
 class StackedLauncherConf:
     """Stacks run in this process (n_procs=1) or in n_procs spawned worker processes."""
 
-    _target_: str = f"{_MODULE}.StackedLauncher"
+    _target_: str = f"{_PACKAGE}.stacked_launcher.StackedLauncher"
     max_members: int = 64  # most jobs trained together as one stack
     # stacks running at the same time, each in its own process (null: one per core on a
     # CPU, one on a GPU); the plan makes at least that many stacks
@@ -35,7 +35,7 @@ class StackedSlurmLauncherConf(StackedLauncherConf):
     ``memory_gb`` null: no budget on a GPU node (a stack that runs out is halved inside its
     job), half of ``mem_gb`` on a CPU node."""
 
-    _target_: str = f"{_MODULE}.StackedSlurmLauncher"
+    _target_: str = f"{_PACKAGE}.slurm_launcher.StackedSlurmLauncher"
     submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
     timeout_min: int = 720  # wall-clock limit of each job (one stack)
     cpus_per_task: int | None = None
