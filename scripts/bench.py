@@ -144,6 +144,19 @@ def require_cuda() -> None:
         sys.exit(2)
 
 
+def require_engine(src: Path) -> None:
+    """``--against SRC`` must hold a reglab package with its ``conf/`` beside: one line,
+    exit status 2, before any arm runs."""
+    missing = [str(p) for p in (src / "reglab", src.parent / "conf") if not p.is_dir()]
+    if missing:
+        print(
+            f"bench: --against {src}: no {' or '.join(missing)} (make one with: mkdir D && "
+            "git archive REV src conf | tar -x -C D; then --against D/src)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 # --------------------------------------------------------------------------------------
 # Processes: each arm in a fresh worker (one BENCH_RESULT line), the CLI for the rest.
 # --------------------------------------------------------------------------------------
@@ -312,6 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if args.device == "cuda":
         require_cuda()
+    if args.against is not None:
+        require_engine(args.against)
     shared = ROOT.parent / "shared" / "data"  # where CI and the developers keep MNIST
     if "REGLAB_DATA_DIR" not in os.environ and shared.is_dir():
         os.environ["REGLAB_DATA_DIR"] = str(shared)

@@ -161,6 +161,16 @@ def test_device_cuda_without_cuda_fails_with_one_line():
     assert len(lines) == 1 and lines[0].startswith("bench: --device cuda: no CUDA device")
 
 
+def test_against_an_engine_without_its_conf_fails_with_one_line(tmp_path, capsys):
+    (tmp_path / "src" / "reglab").mkdir(parents=True)  # a package, but no conf/ beside it
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--only", "members", "--against", str(tmp_path / "src")])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bench: --against {tmp_path / 'src'}: no ")
+    assert str(tmp_path / "conf") in lines[0]
+
+
 def test_smoke_settings_are_tiny_and_skip_the_sweeps():
     args = bench.parse_args(["--smoke", "--only", "members", "sweeps"])
     assert (args.steps, args.warmup, args.members, args.train_size) == (4, 1, [1, 2], 500)

@@ -245,7 +245,7 @@ class StackedNet(nn.Module):
         buffers) and one evaluation forward of ``batch``, on copies, through vmap and
         directly; the direct call is kept when all are bitwise equal. Returns what differed
         (the stack stays vmapped), or None."""
-        if self.vmap_solo != "auto":
+        if self.vmap_solo != "auto" or self.direct:  # not asked, or already chosen
             return None
         vmapped, direct = self._trial(False, batch), self._trial(True, batch)
         for what, a, b in zip(_TRIAL_PARTS, vmapped, direct, strict=True):
