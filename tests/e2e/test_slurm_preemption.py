@@ -72,12 +72,17 @@ def test_usr2_requeues_and_the_job_resumes(slurm_cluster, tmp_path, data_dir):
             proc,
         )[0]
         subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
-        # SLURM holds a requeued job ~2 min (BeginTime); let it start at once instead.
+        # SLURM holds a requeued job ~2 min (BeginTime); let it start now instead, but only
+        # 2 s after the requeue: slurmd refuses a launch whose credential dates from the
+        # second in which the requeue revoked the job's credential ("Killing non-startable
+        # batch JobId=45: Job credential revoked" in slurmctld.log, CI on 2026-12-06), and
+        # the job fails.
         _wait(
             lambda: [r for r in _squeue("%i", "%T") if r == [job_id, "PENDING"]],
             "requeued job",
             proc,
         )
+        time.sleep(2)
         subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
         out, _ = proc.communicate(timeout=300)
     finally:
