@@ -8,7 +8,8 @@ steps and reports the wall and process-CPU time of the ``steps`` after the warm-
   Lightning's Trainer with reglab's callbacks, timed by one more Lightning callback from the
   jobs' ``callbacks`` config (:func:`step_clock`, the ``lightning`` arm's clock); the run
   is stopped once the clock has stopped;
-* ``direct``: ``reglab`` at K = 1 with ``vmap_solo=false`` (the net called without vmap);
+* ``direct``: ``reglab`` at K = 1 with ``vmap_solo=false`` (the net as written: no vmap,
+  no ``VmapOrder``);
 * ``bare``: the floor, the solo model (reglab's builder, so the same init), optimizer and
   batch size in a plain loop over a float32 copy of the training split, ``randperm``
   indexing, forward / loss / backward / step and nothing else;

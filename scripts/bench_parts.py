@@ -6,10 +6,12 @@ the batchnorm experiment's net (784-100-100-100-10, sigmoid, BN; batch 60, regla
 ``MLP``) beside what each could cost at best, interleaved block by block so a neighbour's
 burst hits every part alike (each figure: the best block's mean):
 
-* ``bare`` / ``VmapOrder`` / ``direct, K=1`` / ``vmap, K=1``: one model's forward and
-  backward called plainly, under :class:`~reglab.models.vmap_order.VmapOrder`, as a stack
-  of one called directly (what ``vmap_solo=auto`` runs: ``VmapOrder`` plus binding the
-  member's squeezed tensors) and as a stack of one through ``torch.func.vmap``;
+* ``bare`` / ``VmapOrder`` / ``auto, K=1`` / ``false, K=1`` / ``vmap, K=1``: one model's
+  forward and backward called plainly, under :class:`~reglab.models.vmap_order.VmapOrder`,
+  as a stack of one called directly with ``vmap_solo=auto`` (once its trial chose the
+  direct call: ``VmapOrder`` plus binding the member's squeezed tensors) and with
+  ``vmap_solo=false`` (the net as written, its tensors squeezed and bound), and as a stack
+  of one through ``torch.func.vmap``;
 * ``vmap, K`` / ``baddbmm, K``: K members' forward and backward through
   :class:`~reglab.models.stack.StackedNet`, and through a hand-written stack (one
   ``baddbmm`` per layer, batchnorm over dim 1 of (K, B, C)): the floor without per-layer
@@ -72,6 +74,15 @@ def hand_written(k: int, x, y):
     return run
 
 
+def auto_solo(x) -> StackedNet:
+    """A stack of one after ``vmap_solo=auto``'s trial step chose the direct call."""
+    stacked = StackedNet([net(0)]).train()
+    differs = stacked.choose_solo_path(x)
+    if differs:
+        raise SystemExit(f"bench_parts: vmap_solo=auto stays vmapped here: {differs}")
+    return stacked
+
+
 def optimizer_steps(k: int):
     stacked = StackedNet([net(i) for i in range(k)])
     member = MemberSGD(list(stacked.parameters()), lr=0.05, momentum=0.9)
@@ -113,7 +124,8 @@ def main() -> None:
     parts = {
         "bare": fwd_bwd(solo, x[0], y[0]),
         "VmapOrder": fwd_bwd(solo, x[0], y[0], VmapOrder),
-        "direct, K=1": fwd_bwd(StackedNet([net(0)], vmap_solo=False).train(), x[:1], y[:1]),
+        "auto, K=1": fwd_bwd(auto_solo(x[:1]), x[:1], y[:1]),
+        "false, K=1": fwd_bwd(StackedNet([net(0)], vmap_solo=False).train(), x[:1], y[:1]),
         "vmap, K=1": fwd_bwd(StackedNet([net(0)]).train(), x[:1], y[:1]),
         f"vmap, K={k}": fwd_bwd(StackedNet([net(i) for i in range(k)]).train(), x, y),
         f"baddbmm, K={k}": hand_written(k, x, y),
@@ -128,7 +140,8 @@ def main() -> None:
         print(f"{name:<18} {value:8.3f} {per:10.3f}")
     ratios = {
         "VmapOrder ÷ bare (forward+backward, K=1)": ms["VmapOrder"] / ms["bare"],
-        "StackedNet direct K=1 ÷ bare": ms["direct, K=1"] / ms["bare"],
+        "vmap_solo=auto K=1 ÷ bare": ms["auto, K=1"] / ms["bare"],
+        "vmap_solo=false K=1 ÷ bare": ms["false, K=1"] / ms["bare"],
         "vmap K=1 ÷ bare": ms["vmap, K=1"] / ms["bare"],
         f"vmap ÷ hand-written baddbmm stack, K={k}": ms[f"vmap, K={k}"] / ms[f"baddbmm, K={k}"],
         f"vmap K={k} per member ÷ bare": ms[f"vmap, K={k}"] / k / ms["bare"],

@@ -20,7 +20,7 @@ def test_prints_each_part_and_the_ratios(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     names = re.findall(r"^(\S.*?)\s+\d+\.\d{3}\s+\d+\.\d{3}$", result.stdout, re.M)
-    assert names == ["bare", "VmapOrder", "direct, K=1", "vmap, K=1", "vmap, K=2", "baddbmm, K=2",
-                     "MemberSGD, K=2", "torch SGD × 2"]  # fmt: skip
+    assert names == ["bare", "VmapOrder", "auto, K=1", "false, K=1", "vmap, K=1", "vmap, K=2",
+                     "baddbmm, K=2", "MemberSGD, K=2", "torch SGD × 2"]  # fmt: skip
     ratios = re.findall(r"^  .+?\s(\d+\.\d\d)$", result.stdout, re.M)
-    assert len(ratios) == 6 and all(float(r) > 0 for r in ratios)
+    assert len(ratios) == 7 and all(float(r) > 0 for r in ratios)

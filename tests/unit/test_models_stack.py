@@ -245,7 +245,7 @@ def test_vmap_solo_false_calls_a_stack_of_one_directly():
     assert direct.direct
     direct.check(torch.randn(1, 3, 4))  # no vmap: the model runs as it does alone
     x = torch.randn(1, 3, 4)
-    # to rounding: VmapOrder adds the bias after the product, as vmap does
+    # the net as written, its weights in the stack's in-major layout: equal to rounding
     torch.testing.assert_close(direct(x)[0], models[0](x[0]), rtol=1e-5, atol=1e-6)
     assert not StackedNet(models * 2, vmap_solo=False).direct  # a stack of two is vmapped
 

@@ -12,12 +12,13 @@ Nothing random may happen inside (reglab's dropout draws counter-based masks,
 statistics. Member k is exactly the solo model it was stacked from;
 :meth:`StackedNet.member_state_dict` gives it back.
 
-A stack of one may skip vmap (``vmap_solo``): its forward then calls the template on the
-member's own tensors under :class:`~reglab.models.vmap_order.VmapOrder`, which splits
-fused ops as vmap's batching rules do. With ``"auto"`` (the default) that direct call is
-used only once :meth:`StackedNet.choose_solo_path` has found it bitwise equal to the
-vmapped one on a trial step; ``True`` always vmaps; ``False`` always calls directly (also
-a model vmap refuses), trusting rounding.
+A stack of one may skip vmap (``vmap_solo``). With ``"auto"`` (the default) its forward
+calls the template on the member's own tensors under
+:class:`~reglab.models.vmap_order.VmapOrder`, which splits fused ops as vmap's batching
+rules do, once :meth:`StackedNet.choose_solo_path` has found that bitwise equal to the
+vmapped call on a trial step; ``True`` always vmaps; ``False`` always calls the net as
+written (PyTorch's fused kernels: the fastest, also a model vmap refuses), its result
+equal to its stacked twin's only to rounding.
 
 Linear weights (2-d per member) are stored *in-major* (strides of (K, in, out), seen as
 (K, out, in)): the layout in which the batched matmul's backward produces their gradient,
@@ -179,12 +180,16 @@ class StackedNet(nn.Module):
         return self._run(self._tensors(members), x)
 
     def _run(self, tensors: tuple[Tensor, ...], x: Tensor) -> Tensor:
-        if self.direct:
-            member = tuple(t.squeeze(0) for t in tensors)  # a view whose backward is too
-            with VmapOrder():  # (only the template's own ops go through the mode)
-                out = self._call(member, x[0])
-            return out.unsqueeze(0)
-        return vmap(self._call, randomness="error")(tensors, x)
+        if not self.direct:
+            return vmap(self._call, randomness="error")(tensors, x)
+        return self._direct(tuple(t.squeeze(0) for t in tensors), x)  # views, and backward
+
+    def _direct(self, member: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        """A stack of one called directly with its member's (solo-shaped) tensors."""
+        if self.vmap_solo is False:  # the net as written: PyTorch's fused kernels
+            return self._call(member, x[0]).unsqueeze(0)
+        with VmapOrder():  # (only the template's own ops go through the mode)
+            return self._call(member, x[0]).unsqueeze(0)
 
     def forward_recording(
         self, x: Tensor, members: Tensor, kinds: tuple[type[nn.Module], ...]
