@@ -8,42 +8,61 @@ import torch
 class TrainSums:
     """Per-member training sums, kept on the device and read once an epoch or evaluation.
 
-    ``self.log`` or ``.item()`` every step would cost as much as a small net's step; these
-    are two in-place adds per step and no host synchronization.
+    ``self.log`` or ``.item()`` every step would cost as much as a small net's step. A step
+    writes its four figures into one preallocated row and adds that row to both sums at
+    once (``table``: (2, 4, K) float64, the epoch's then the since-evaluation sums): three
+    small ops per step and no host synchronization.
     """
 
     FIELDS = ("loss", "wrong", "penalty", "count")  # loss and penalty summed times batch size
+    WHICH = ("epoch", "since_eval")
 
     def __init__(self, members: int, device: torch.device) -> None:
-        self.epoch = torch.zeros(4, members, device=device, dtype=torch.float64)
-        self.since_eval = torch.zeros_like(self.epoch)
+        self.table = torch.zeros(2, 4, members, device=device, dtype=torch.float64)
+        self._row = torch.zeros(4, members, device=device)  # a step's figures (float32)
+        self._row_n: int | None = None  # the batch size in row 3
+        self._row_penalty = False  # row 2 holds a penalty (else zeros)
+
+    @property
+    def epoch(self) -> torch.Tensor:
+        return self.table[0]
+
+    @property
+    def since_eval(self) -> torch.Tensor:
+        return self.table[1]
 
     def add(self, data_loss, wrong, penalty, n: int) -> None:
-        extra = torch.zeros_like(data_loss) if penalty is None else penalty.detach()
-        step = torch.stack(
-            [data_loss.detach() * n, wrong.float(), extra * n, torch.full_like(data_loss, n)]
-        )
-        self.epoch.add_(step)
-        self.since_eval.add_(step)
+        row = self._row
+        torch.mul(data_loss.detach(), n, out=row[0])
+        row[1].copy_(wrong)
+        if penalty is not None:
+            torch.mul(penalty.detach(), n, out=row[2])
+        elif self._row_penalty:
+            row[2].zero_()
+        self._row_penalty = penalty is not None
+        if n != self._row_n:
+            row[3].fill_(n)
+            self._row_n = n
+        self.table.add_(row)  # both sums: broadcast over the table's first axis
 
     def to(self, device) -> TrainSums:
-        self.epoch, self.since_eval = self.epoch.to(device), self.since_eval.to(device)
+        self.table, self._row = self.table.to(device), self._row.to(device)
         return self
 
     def take(self, which: str, k: int) -> dict[str, float]:
         """Member k's sums of ``which`` (epoch, since_eval), which then restart from 0."""
-        table = getattr(self, which)
+        table = self.table[self.WHICH.index(which)]
         values = dict(zip(self.FIELDS, table[:, k].tolist(), strict=True))
         table[:, k] = 0
         return values
 
     def member(self, k: int) -> dict[str, torch.Tensor]:
-        return {"epoch": self.epoch[:, k].cpu(), "since_eval": self.since_eval[:, k].cpu()}
+        return {which: self.table[i, :, k].cpu() for i, which in enumerate(self.WHICH)}
 
     def load(self, k: int, state: dict[str, torch.Tensor]) -> None:
-        self.epoch[:, k] = state["epoch"].to(self.epoch)
-        self.since_eval[:, k] = state["since_eval"].to(self.since_eval)
+        for i, which in enumerate(self.WHICH):
+            self.table[i, :, k] = state[which].to(self.table)
 
     def keep(self, idx: torch.Tensor) -> None:
-        self.epoch = self.epoch.index_select(1, idx)
-        self.since_eval = self.since_eval.index_select(1, idx)
+        self.table = self.table.index_select(2, idx)
+        self._row = self._row.index_select(1, idx)
