@@ -171,10 +171,17 @@ class StackData:
             nb = self.batches_per_epoch[k]
             if self._orders[k][0] != step // nb:  # a new epoch: its permutation
                 self._epoch_order(k, step // nb)
-        starts = (steps_t % self._nb) * self.batch_size
-        index = starts.unsqueeze(1) + torch.arange(length, device=self.device)
-        rows = self._order_rows.gather(1, index)
-        labels = self._order_labels.gather(1, index)
+        nbs = self.batches_per_epoch
+        starts = {step % nb * self.batch_size for step, nb in zip(steps, nbs, strict=True)}
+        if len(starts) == 1:  # every member at the same place in its epoch: a slice
+            start = starts.pop()
+            rows = self._order_rows[:, start : start + length]
+            labels = self._order_labels[:, start : start + length].clone()  # outlives epochs
+        else:
+            index = ((steps_t % self._nb) * self.batch_size).unsqueeze(1)
+            index = index + torch.arange(length, device=self.device)
+            rows = self._order_rows.gather(1, index)
+            labels = self._order_labels.gather(1, index)
         return self.to_input(self._images(rows), rows=rows), labels
 
     # -- evaluation batches ----------------------------------------------------------------
@@ -241,7 +248,7 @@ class StackData:
         if members is not None:
             scale, shift = scale.index_select(0, members), shift.index_select(0, members)
         shape = (scale.shape[0], 1, scale.shape[1], 1, 1)
-        x = images.to(torch.float32)
+        x = images.to(torch.float32)  # then in place (a uint8 × float product: 1.4× slower)
         x = x.mul_(scale.view(shape)) if images.dtype == torch.uint8 else x * scale.view(shape)
         if self.normalize == "per_image":  # Zhang et al. App. A: per-image whitening
             if rows is not None and self.same_constants:
