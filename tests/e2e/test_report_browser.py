@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import require_chromium
 from PIL import Image
-from report_fixtures import build_site, make_report_logs, write_test_page
+from report_site_fixtures import build_site, make_report_logs, write_test_page
 
 pytestmark = pytest.mark.browser
 

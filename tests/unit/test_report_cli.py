@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
-from report_fixtures import build_site, make_all, make_report_logs
+from report_fixtures import make_all
+from report_site_fixtures import build_site, make_report_logs
 
 from reglab.report import cli
 from reglab.report.stats import DIFF
@@ -18,7 +19,7 @@ from reglab.report.stats import DIFF
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every experiment's synthetic sweep, Fig 9a's with a failed, a diverged, a killed and
-    a never-started job, and a sweep of the user's own (report_fixtures.make_report_logs)."""
+    a never-started job, and a sweep of the user's own (report_site_fixtures.make_report_logs)."""
     return make_report_logs(tmp_path_factory.mktemp("logs"))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import write_test_page
+from report_site_fixtures import write_test_page
 
 from reglab.report import html as rhtml
 

@@ -12,13 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from report_fixtures import (
-    DIVERGED_ERROR,
-    FAILED_ERROR,
-    dropout_rate_jobs,
-    make_report_logs,
-    make_sweep,
-)
+from report_fixtures import dropout_rate_jobs, make_sweep
+from report_site_fixtures import DIVERGED_ERROR, FAILED_ERROR, make_report_logs
 
 from reglab.report import cli, sweeps, tables
 from reglab.report import experiments as exps
@@ -27,7 +22,7 @@ from reglab.report import experiments as exps
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every experiment's synthetic sweep, Fig 9a's with a failed, a diverged, a killed and
-    a never-started job, and a sweep of the user's own (report_fixtures.make_report_logs)."""
+    a never-started job, and a sweep of the user's own (report_site_fixtures.make_report_logs)."""
     return make_report_logs(tmp_path_factory.mktemp("logs"))
 
 
