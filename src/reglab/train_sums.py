@@ -10,7 +10,7 @@ class TrainSums:
 
     ``self.log`` or ``.item()`` every step would cost as much as a small net's step. A step
     writes its four figures into one preallocated row and adds that row to both sums at
-    once (``table``: (2, 4, K) float64, the epoch's then the since-evaluation sums): three
+    once (``table``: (2, 4, K) float64, the epoch's then the since-evaluation sums): five
     small ops per step and no host synchronization.
     """
 
@@ -20,29 +20,16 @@ class TrainSums:
     def __init__(self, members: int, device: torch.device) -> None:
         self.table = torch.zeros(2, 4, members, device=device, dtype=torch.float64)
         self._row = torch.zeros(4, members, device=device)  # a step's figures (float32)
-        self._row_n: int | None = None  # the batch size in row 3
-        self._row_penalty = False  # row 2 holds a penalty (else zeros)
-
-    @property
-    def epoch(self) -> torch.Tensor:
-        return self.table[0]
-
-    @property
-    def since_eval(self) -> torch.Tensor:
-        return self.table[1]
 
     def add(self, data_loss, wrong, penalty, n: int) -> None:
         row = self._row
         torch.mul(data_loss.detach(), n, out=row[0])
         row[1].copy_(wrong)
-        if penalty is not None:
-            torch.mul(penalty.detach(), n, out=row[2])
-        elif self._row_penalty:
+        if penalty is None:
             row[2].zero_()
-        self._row_penalty = penalty is not None
-        if n != self._row_n:
-            row[3].fill_(n)
-            self._row_n = n
+        else:
+            torch.mul(penalty.detach(), n, out=row[2])
+        row[3].fill_(n)
         self.table.add_(row)  # both sums: broadcast over the table's first axis
 
     def to(self, device) -> TrainSums:
